@@ -1,0 +1,45 @@
+import { ConfigError } from "../config.js";
+import { runCommand } from "./run.js";
+
+/** A command: takes its arguments, returns the exit code. */
+export type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, { run: Command; summary: string }> = {
+  run: { run: runCommand, summary: "stream committed changes from PostgreSQL to MQTT until stopped" },
+};
+
+export const USAGE = `tera-cdc: PostgreSQL changes as OpenTera DatabaseEvents on MQTT
+
+Usage: tera-cdc <command> [flags]   (tera-cdc <command> --help for its flags)
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`)
+  .join("\n")}
+`;
+
+/** Exit codes: 0 done, 1 runtime failure, 2 bad configuration or usage. */
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(USAGE);
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`tera-cdc: unknown command "${name}": expected one of ${Object.keys(COMMANDS).join(", ")}\n`);
+    return 2;
+  }
+  try {
+    return await command.run(rest);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`tera-cdc ${name}: ${error.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`tera-cdc ${name}: ${(error as Error).message.split("\n")[0]}\n`);
+    return 1;
+  }
+}
+
+process.exit(await main(process.argv.slice(2)));

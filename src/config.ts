@@ -1,0 +1,281 @@
+import { readFileSync } from "node:fs";
+import YAML from "yaml";
+import type { TableSettings } from "./model/plan.js";
+import { parseTableRef, type TableRef } from "./source/setup.js";
+
+/**
+ * Settings come from flags, then environment variables, then a config file (`--config FILE`,
+ * YAML or JSON), then defaults. Every value is validated at start-up; a bad one is a
+ * ConfigError whose message is one line naming the setting, the value and what is allowed.
+ */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+type Kind =
+  | { type: "string" }
+  | { type: "url"; schemes: readonly string[] }
+  | { type: "int"; min: number; max: number }
+  | { type: "enum"; values: readonly string[] }
+  | { type: "list" }
+  | { type: "file" }
+  | { type: "bool" };
+
+export interface SettingSpec {
+  /** Flag name without dashes; also the config file key. */
+  readonly name: string;
+  readonly env?: string;
+  readonly kind: Kind;
+  readonly default?: string | number | boolean | readonly string[];
+  readonly help: string;
+  /** Never printed back in an error (passwords). */
+  readonly secret?: boolean;
+}
+
+export type SettingValues = Record<string, string | number | boolean | string[] | undefined>;
+
+export interface ParsedArgs {
+  readonly values: SettingValues;
+  readonly positional: string[];
+  /** Raw per-table settings from the config file. */
+  readonly tableSettings: Record<string, TableSettings>;
+  readonly help: boolean;
+}
+
+/** Reads flags (`--name value`, `--name=value`, `--flag` for booleans), env, file, defaults. */
+export function parseSettings(
+  specs: readonly SettingSpec[],
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  options: { allowConfigFile?: boolean } = {},
+): ParsedArgs {
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  const fromFlags = new Map<string, string>();
+  const positional: string[] = [];
+  let configFile: string | undefined;
+  let help = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--help" || arg === "-h") {
+      help = true;
+      continue;
+    }
+    if (!arg.startsWith("--")) {
+      positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    let value: string | undefined = eq < 0 ? undefined : arg.slice(eq + 1);
+    if (name === "config" && options.allowConfigFile !== false) {
+      configFile = value ?? argv[++i];
+      if (!configFile) throw new ConfigError("setting config: --config needs a file path");
+      continue;
+    }
+    const spec = byName.get(name);
+    if (!spec) {
+      throw new ConfigError(`unknown flag --${name}: see --help for the flags this command takes`);
+    }
+    if (value === undefined) {
+      if (spec.kind.type === "bool") value = "true";
+      else {
+        value = argv[++i];
+        if (value === undefined) throw new ConfigError(`setting ${name}: --${name} needs a value (${describe(spec.kind)})`);
+      }
+    }
+    fromFlags.set(name, value);
+  }
+  const file = configFile ? readConfigFile(configFile, byName) : { values: {}, tableSettings: {} };
+  const values: SettingValues = {};
+  for (const spec of specs) {
+    let raw: unknown;
+    let source: string;
+    if (fromFlags.has(spec.name)) {
+      raw = fromFlags.get(spec.name);
+      source = `--${spec.name}`;
+    } else if (spec.env && env[spec.env] !== undefined && env[spec.env] !== "") {
+      raw = env[spec.env];
+      source = spec.env;
+    } else if (spec.name in file.values) {
+      raw = file.values[spec.name];
+      source = `${spec.name} in ${configFile}`;
+    } else {
+      values[spec.name] = spec.default as SettingValues[string];
+      continue;
+    }
+    values[spec.name] = validate(spec, raw, source);
+  }
+  return { values, positional, tableSettings: file.tableSettings, help };
+}
+
+function describe(kind: Kind): string {
+  switch (kind.type) {
+    case "string":
+      return "a string";
+    case "url":
+      return `a URL starting with ${kind.schemes.map((s) => `${s}://`).join(", ")}`;
+    case "int":
+      return `a whole number from ${kind.min} to ${kind.max}`;
+    case "enum":
+      return `one of ${kind.values.join(", ")}`;
+    case "list":
+      return "a comma-separated list";
+    case "file":
+      return "a readable file path";
+    case "bool":
+      return "true or false";
+  }
+}
+
+function validate(spec: SettingSpec, raw: unknown, source: string): string | number | boolean | string[] {
+  const shown = spec.secret ? "(hidden)" : JSON.stringify(raw);
+  const fail = (why = ""): never => {
+    throw new ConfigError(`setting ${spec.name} (from ${source}) is ${shown}${why}: expected ${describe(spec.kind)}`);
+  };
+  const kind = spec.kind;
+  switch (kind.type) {
+    case "string":
+      if (typeof raw !== "string" || raw === "") fail();
+      return raw as string;
+    case "url": {
+      if (typeof raw !== "string") return fail();
+      let parsed: URL;
+      try {
+        parsed = new URL(raw);
+      } catch {
+        return fail(" (not a URL)");
+      }
+      if (!kind.schemes.includes(parsed.protocol.replace(/:$/, ""))) fail(` (scheme ${parsed.protocol})`);
+      return raw;
+    }
+    case "int": {
+      const n = typeof raw === "number" ? raw : typeof raw === "string" && /^-?\d+$/.test(raw.trim()) ? Number(raw) : Number.NaN;
+      if (!Number.isInteger(n) || n < kind.min || n > kind.max) fail();
+      return n;
+    }
+    case "enum": {
+      const text = typeof raw === "number" ? String(raw) : raw;
+      if (typeof text !== "string" || !kind.values.includes(text)) fail();
+      return text as string;
+    }
+    case "list": {
+      const items = Array.isArray(raw) ? raw : typeof raw === "string" ? raw.split(",") : fail();
+      const list = (items as unknown[]).map((x) => (typeof x === "string" ? x.trim() : fail()));
+      if (list.some((x) => x === "")) fail(" (empty entry)");
+      return list as string[];
+    }
+    case "file": {
+      if (typeof raw !== "string" || raw === "") return fail();
+      try {
+        readFileSync(raw);
+      } catch (error) {
+        return fail(` (${(error as NodeJS.ErrnoException).code ?? "unreadable"})`);
+      }
+      return raw;
+    }
+    case "bool":
+      if (raw === true || raw === "true" || raw === "1") return true;
+      if (raw === false || raw === "false" || raw === "0") return false;
+      return fail();
+  }
+}
+
+const TABLE_SETTING_KEYS = new Set(["model", "columns", "exclude", "delete-keys", "topic"]);
+
+function readConfigFile(path: string, specs: Map<string, SettingSpec>): { values: Record<string, unknown>; tableSettings: Record<string, TableSettings> } {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new ConfigError(`setting config: cannot read ${path} (${(error as NodeJS.ErrnoException).code}): give an existing YAML or JSON file`);
+  }
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text);
+  } catch (error) {
+    throw new ConfigError(`setting config: ${path} is not valid YAML or JSON: ${(error as Error).message.split("\n")[0]}`);
+  }
+  if (doc === null || doc === undefined) return { values: {}, tableSettings: {} };
+  if (typeof doc !== "object" || Array.isArray(doc)) {
+    throw new ConfigError(`setting config: ${path} must hold a mapping of settings`);
+  }
+  const values: Record<string, unknown> = {};
+  const tableSettings: Record<string, TableSettings> = {};
+  for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
+    if (key === "tables" && value !== null && typeof value === "object" && !Array.isArray(value)) {
+      // A mapping of table name to its settings; its keys are also the table list.
+      values.tables = Object.keys(value as object);
+      for (const [table, settings] of Object.entries(value as Record<string, unknown>)) {
+        tableSettings[normaliseTableName(table, path)] = parseTableSettings(table, settings, path);
+      }
+      continue;
+    }
+    if (!specs.has(key)) {
+      throw new ConfigError(`setting ${key} in ${path} is not a known setting: see --help for the settings this command takes`);
+    }
+    values[key] = value;
+  }
+  return { values, tableSettings };
+}
+
+function normaliseTableName(name: string, path: string): string {
+  try {
+    const ref = parseTableRef(name);
+    return `${ref.schema}.${ref.table}`;
+  } catch (error) {
+    throw new ConfigError(`setting tables in ${path}: ${(error as Error).message}`);
+  }
+}
+
+function parseTableSettings(table: string, raw: unknown, path: string): TableSettings {
+  if (raw === null || raw === undefined) return {};
+  const where = `setting tables.${table} in ${path}`;
+  if (typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError(`${where} must be a mapping (model, columns, exclude, delete-keys, topic)`);
+  const out: { -readonly [K in keyof TableSettings]: TableSettings[K] } = {};
+  for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (!TABLE_SETTING_KEYS.has(key)) {
+      throw new ConfigError(`${where}: unknown key ${key}: allowed are ${[...TABLE_SETTING_KEYS].join(", ")}`);
+    }
+    if (key === "model" || key === "topic") {
+      if (typeof value !== "string" || value === "") throw new ConfigError(`${where}.${key} is ${JSON.stringify(value)}: expected a non-empty string`);
+      out[key] = value;
+    } else {
+      if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) {
+        throw new ConfigError(`${where}.${key} is ${JSON.stringify(value)}: expected a list of column names`);
+      }
+      if (key === "delete-keys") out.deleteKeys = value as string[];
+      else out[key as "columns" | "exclude"] = value as string[];
+    }
+  }
+  return out;
+}
+
+/** Settings of `tera-cdc run`. */
+export const RUN_SETTINGS: readonly SettingSpec[] = [
+  { name: "database-url", env: "TERA_CDC_DATABASE_URL", kind: { type: "url", schemes: ["postgres", "postgresql"] }, help: "PostgreSQL connection URL", secret: false },
+  { name: "mqtt-url", env: "TERA_CDC_MQTT_URL", kind: { type: "url", schemes: ["mqtt", "mqtts", "ws", "wss", "tcp", "ssl"] }, help: "MQTT broker URL" },
+  { name: "tables", env: "TERA_CDC_TABLES", kind: { type: "list" }, help: "comma list of table or schema.table (default: the publication's tables)" },
+  { name: "publication", env: "TERA_CDC_PUBLICATION", kind: { type: "string" }, default: "tera_cdc", help: "publication, created for --tables if missing" },
+  { name: "slot", env: "TERA_CDC_SLOT", kind: { type: "string" }, default: "tera_cdc", help: "permanent logical replication slot, created if missing" },
+  { name: "qos", env: "TERA_CDC_QOS", kind: { type: "enum", values: ["0", "1", "2"] }, default: "1", help: "MQTT QoS" },
+  { name: "health-port", env: "TERA_CDC_HEALTH_PORT", kind: { type: "int", min: 1, max: 65535 }, help: "port of GET /healthz and /metrics (default off)" },
+  { name: "mqtt-username", env: "TERA_CDC_MQTT_USERNAME", kind: { type: "string" }, help: "broker user name" },
+  { name: "mqtt-password", env: "TERA_CDC_MQTT_PASSWORD", kind: { type: "string" }, help: "broker password", secret: true },
+  { name: "mqtt-ca", env: "TERA_CDC_MQTT_CA", kind: { type: "file" }, help: "CA certificate file for mqtts:// and wss://" },
+  { name: "mqtt-cert", env: "TERA_CDC_MQTT_CERT", kind: { type: "file" }, help: "client certificate file" },
+  { name: "mqtt-key", env: "TERA_CDC_MQTT_KEY", kind: { type: "file" }, help: "client private key file" },
+  { name: "mqtt-client-id", env: "TERA_CDC_MQTT_CLIENT_ID", kind: { type: "string" }, help: "MQTT client id (default tera-cdc-<slot>-<random>)" },
+  { name: "max-in-flight", env: "TERA_CDC_MAX_IN_FLIGHT", kind: { type: "int", min: 1, max: 60000 }, default: 1000, help: "QoS 1/2 messages awaiting the broker's acknowledgement at most" },
+  { name: "max-message-bytes", env: "TERA_CDC_MAX_MESSAGE_BYTES", kind: { type: "int", min: 1024, max: 268435455 }, default: 268435455, help: "largest MQTT packet to send; larger events follow --on-oversize" },
+  { name: "on-oversize", env: "TERA_CDC_ON_OVERSIZE", kind: { type: "enum", values: ["keys-only", "dead-letter", "skip"] }, default: "keys-only", help: "what to do with an event too large for the broker or refused by it" },
+  { name: "dead-letter-topic", env: "TERA_CDC_DEAD_LETTER_TOPIC", kind: { type: "string" }, default: "tera-cdc/dead-letter", help: "MQTT topic of refused events under --on-oversize dead-letter" },
+  { name: "batch-events", env: "TERA_CDC_BATCH_EVENTS", kind: { type: "int", min: 1, max: 10000 }, default: 1, help: "DatabaseEvents of one model and transaction per TeraEvent (1: OpenTera's one per message)" },
+  { name: "batch-bytes", env: "TERA_CDC_BATCH_BYTES", kind: { type: "int", min: 1024, max: 268435455 }, default: 65536, help: "largest batched TeraEvent payload" },
+  { name: "log-level", env: "TERA_CDC_LOG_LEVEL", kind: { type: "enum", values: ["trace", "debug", "info", "warn", "error", "fatal", "silent"] }, default: "info", help: "log level" },
+  { name: "standby-poll-ms", env: "TERA_CDC_STANDBY_POLL_MS", kind: { type: "int", min: 100, max: 600000 }, default: 2000, help: "how often a standby checks whether the slot is free" },
+  { name: "status-interval-ms", env: "TERA_CDC_STATUS_INTERVAL_MS", kind: { type: "int", min: 100, max: 600000 }, default: 10000, help: "most time between status updates to PostgreSQL" },
+];
+
+export function tableSettingsFor(all: Record<string, TableSettings>, ref: TableRef): TableSettings {
+  return all[`${ref.schema}.${ref.table}`] ?? {};
+}

@@ -1,0 +1,136 @@
+import type { ValueRule } from "./types.js";
+
+/**
+ * Turns one column's PostgreSQL text form into a JSON fragment, by the published value rules:
+ * exact integers, numeric as a string of its digits, timestamps as Python's isoformat() writes
+ * them, json embedded, bytea base64, arrays as JSON arrays, anything else as its text.
+ * The replication session runs with DateStyle=ISO and TimeZone=UTC (source/replication.ts),
+ * which is what these parsers expect.
+ */
+export type ValueFormatter = (text: string) => string;
+
+const quote = JSON.stringify as (text: string) => string;
+
+const formatBool: ValueFormatter = (text) => (text === "t" ? "true" : "false");
+const formatInteger: ValueFormatter = (text) => text;
+const formatFloat: ValueFormatter = (text) =>
+  text === "NaN" || text === "Infinity" || text === "-Infinity" ? quote(text) : text;
+const formatJson: ValueFormatter = (text) => text;
+
+/** `2026-11-26 03:39:00.764686+00` → `2026-11-26T03:39:00.764686+00:00`. */
+const TIMESTAMPTZ = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d{1,6})?)([+-]\d\d)(?::?(\d\d))?(?::?(\d\d))?$/;
+const formatTimestamptz: ValueFormatter = (text) => {
+  const m = TIMESTAMPTZ.exec(text);
+  // infinity, BC dates and years past 9999 have no isoformat() form: keep PostgreSQL's text.
+  if (!m) return quote(text);
+  const seconds = m[5] ? `:${m[5]}` : "";
+  return `"${m[1]}T${m[2]}${m[3]}:${m[4] ?? "00"}${seconds}"`;
+};
+
+const TIMESTAMP = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d{1,6})?)$/;
+const formatTimestamp: ValueFormatter = (text) => {
+  const m = TIMESTAMP.exec(text);
+  return m ? `"${m[1]}T${m[2]}"` : quote(text);
+};
+
+const formatBytea: ValueFormatter = (text) => {
+  if (text.startsWith("\\x")) return `"${Buffer.from(text.slice(2), "hex").toString("base64")}"`;
+  return quote(Buffer.from(unescapeByteaEscapeFormat(text), "latin1").toString("base64"));
+};
+
+function unescapeByteaEscapeFormat(text: string): string {
+  // bytea_output=escape: backslash-octal escapes and doubled backslashes.
+  return text.replace(/\\(\\|[0-7]{3})/g, (_, code: string) =>
+    code === "\\" ? "\\" : String.fromCharCode(Number.parseInt(code, 8)),
+  );
+}
+
+export function formatterFor(rule: ValueRule): ValueFormatter {
+  switch (rule.rule) {
+    case "bool":
+      return formatBool;
+    case "integer":
+      return formatInteger;
+    case "float":
+      return formatFloat;
+    case "numeric":
+    case "text":
+    case "date":
+      return quote;
+    case "timestamptz":
+      return formatTimestamptz;
+    case "timestamp":
+      return formatTimestamp;
+    case "json":
+      return formatJson;
+    case "bytea":
+      return formatBytea;
+    case "array": {
+      const element = formatterFor(rule.element);
+      const delimiter = rule.delimiter;
+      return (text) => formatArray(text, element, delimiter);
+    }
+  }
+}
+
+/**
+ * PostgreSQL array literal → JSON array: `{1,NULL,3}`, `{{1,2},{3,4}}`, `{"a b","c\"d"}`,
+ * with optional `[lower:upper]=` dimension decoration (dropped: JSON arrays start at 0).
+ */
+export function formatArray(text: string, element: ValueFormatter, delimiter = ","): string {
+  let i = 0;
+  if (text.charCodeAt(0) === 0x5b /* [ */) {
+    const eq = text.indexOf("=");
+    if (eq < 0) return quote(text);
+    i = eq + 1;
+  }
+  const out: string[] = [];
+  const length = text.length;
+  let depth = 0;
+  // Whether the next element in the current level needs a comma before it.
+  let needComma = false;
+  while (i < length) {
+    const c = text[i]!;
+    if (c === "{") {
+      if (needComma) out.push(",");
+      out.push("[");
+      depth++;
+      needComma = false;
+      i++;
+    } else if (c === "}") {
+      out.push("]");
+      depth--;
+      needComma = true;
+      i++;
+    } else if (c === delimiter) {
+      i++;
+    } else if (c === " " || c === "\t" || c === "\n") {
+      i++;
+    } else {
+      if (needComma) out.push(",");
+      needComma = true;
+      if (c === '"') {
+        let value = "";
+        i++;
+        let start = i;
+        while (i < length && text[i] !== '"') {
+          if (text[i] === "\\") {
+            value += text.slice(start, i) + text[i + 1];
+            i += 2;
+            start = i;
+          } else i++;
+        }
+        value += text.slice(start, i);
+        i++; // closing quote
+        out.push(element(value));
+      } else {
+        const start = i;
+        while (i < length && text[i] !== delimiter && text[i] !== "}") i++;
+        const raw = text.slice(start, i).trim();
+        out.push(raw === "NULL" ? "null" : element(raw));
+      }
+    }
+  }
+  if (depth !== 0) return quote(text);
+  return out.join("");
+}

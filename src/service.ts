@@ -1,0 +1,320 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { Server } from "node:http";
+import pg from "pg";
+import { TypeCatalog } from "./decode/types.js";
+import { planRelation, type TableSettings } from "./model/plan.js";
+import { startHealthServer } from "./ops/health.js";
+import { type Logger, redactUrl } from "./ops/log.js";
+import { Pipeline, PipelineStats, type OversizeRule } from "./pipeline.js";
+import { MqttSink } from "./sink/mqtt.js";
+import { CatalogReader } from "./source/catalog.js";
+import { formatLsn, type Lsn } from "./source/lsn.js";
+import { ReplicationStream } from "./source/replication.js";
+import { PrerequisiteError, prepareDatabase, slotHolder, type TableRef } from "./source/setup.js";
+
+export interface ServiceConfig {
+  readonly databaseUrl: string;
+  readonly mqttUrl: string;
+  readonly tables?: readonly TableRef[];
+  readonly publication: string;
+  readonly slot: string;
+  readonly qos: 0 | 1 | 2;
+  readonly healthPort?: number;
+  readonly mqttUsername?: string;
+  readonly mqttPassword?: string;
+  readonly mqttCaFile?: string;
+  readonly mqttCertFile?: string;
+  readonly mqttKeyFile?: string;
+  readonly mqttClientId?: string;
+  readonly maxInFlight: number;
+  readonly maxMessageBytes: number;
+  readonly onOversize: OversizeRule;
+  readonly deadLetterTopic: string;
+  readonly batchEvents: number;
+  readonly batchBytes: number;
+  readonly standbyPollMs: number;
+  readonly statusIntervalMs: number;
+  readonly tableSettings: Readonly<Record<string, TableSettings>>;
+}
+
+type State = "starting" | "standby" | "streaming" | "reconnecting" | "stopping" | "stopped";
+
+const MAX_RECONNECT_DELAY_MS = 30_000;
+/** How long a clean stop waits for the broker to acknowledge what is in flight. */
+const STOP_DRAIN_MS = 10_000;
+
+/**
+ * `tera-cdc run` as a long-lived service: checks and prepares the database, connects the broker,
+ * waits as a standby while another instance holds the slot, streams, and reconnects after the
+ * database or the replication connection goes away, resuming from the confirmed position.
+ */
+export class CdcService {
+  readonly stats = new PipelineStats();
+  private state: State = "starting";
+  private readonly types = new TypeCatalog();
+  private sink: MqttSink | null = null;
+  private stream: ReplicationStream | null = null;
+  private pipeline: Pipeline | null = null;
+  /** Plain connection for catalog look-ups of the current stream (types, primary keys). */
+  private catalogClient: pg.Client | null = null;
+  private readonly stopped: Promise<"stop">;
+  private signalStop: () => void = () => {};
+  private health: Server | null = null;
+  private stopRequested = false;
+  private wake: (() => void) | null = null;
+  private reconnects = 0;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly config: ServiceConfig,
+    private readonly logger: Logger,
+  ) {
+    this.stopped = new Promise((resolve) => {
+      this.signalStop = () => resolve("stop");
+    });
+  }
+
+  get currentState(): State {
+    return this.state;
+  }
+
+  /** Runs until `stop()`; rejects on a fatal error (bad prerequisites, broken protocol). */
+  async run(): Promise<void> {
+    const c = this.config;
+    if (c.healthPort) {
+      this.health = await startHealthServer(c.healthPort, () => ({
+        healthy: this.state === "streaming" && (this.sink?.connected ?? false),
+        state: this.state === "streaming" && !this.sink?.connected ? "reconnecting" : this.state,
+        figures: () => this.figures(),
+      }));
+    }
+    this.logger.info({ database: redactUrl(c.databaseUrl), broker: redactUrl(c.mqttUrl), slot: c.slot, publication: c.publication }, "starting");
+    try {
+      const prepared = await this.withDatabase(async (query) => {
+        const result = await prepareDatabase(query, { slot: c.slot, publication: c.publication, tables: c.tables });
+        this.types.add(await new CatalogReader(query).types());
+        return result;
+      });
+      for (const sql of prepared.applied) this.logger.info({ sql }, "applied");
+      this.reportTables(prepared.tables);
+
+      this.sink = new MqttSink({
+        url: c.mqttUrl,
+        qos: c.qos,
+        clientId: c.mqttClientId ?? `tera-cdc-${c.slot}-${randomBytes(4).toString("hex")}`,
+        username: c.mqttUsername,
+        password: c.mqttPassword,
+        ca: c.mqttCaFile ? readFileSync(c.mqttCaFile) : undefined,
+        cert: c.mqttCertFile ? readFileSync(c.mqttCertFile) : undefined,
+        key: c.mqttKeyFile ? readFileSync(c.mqttKeyFile) : undefined,
+        maxInFlight: c.maxInFlight,
+        logger: this.logger,
+      });
+      await this.sink.connect();
+      this.logger.info({ mqtt5: this.sink.isMqtt5 }, "broker connected");
+      await this.streamUntilStopped();
+    } finally {
+      this.state = "stopped";
+      await this.sink?.close();
+      await new Promise<void>((resolve) => (this.health ? this.health.close(() => resolve()) : resolve()));
+    }
+  }
+
+  /** Clean stop: no new WAL is read, in-flight messages are acknowledged, the last position confirmed. */
+  async stop(): Promise<void> {
+    if (this.stopRequested) return;
+    this.stopRequested = true;
+    this.state = "stopping";
+    this.stream?.pause();
+    this.wake?.();
+    this.signalStop();
+  }
+
+  figures(): Record<string, number | string> {
+    const s = this.stats;
+    return {
+      changes: s.changes,
+      messages: s.messages,
+      transactions: s.transactions,
+      inFlight: this.sink?.messagesInFlight ?? 0,
+      confirmedLsn: formatLsn(s.confirmedLsn),
+      lagSeconds: s.lastCommitTime ? Math.max(0, Date.now() / 1000 - s.lastCommitTime) : 0,
+      oversize: s.oversize,
+      rejected: s.rejected,
+      reconnects: this.reconnects,
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+    };
+  }
+
+  private async streamUntilStopped(): Promise<void> {
+    const c = this.config;
+    let delay = 500;
+    let startLsn: Lsn = 0n;
+    while (!this.stopRequested) {
+      // Standby: another instance streams from the slot; take over when it lets go.
+      let holder = await this.withDatabase((query) => slotHolder(query, c.slot)).catch(() => null);
+      if (holder !== null) {
+        this.state = "standby";
+        this.logger.info({ pid: holder }, `slot ${c.slot} is in use by another process: waiting as a standby`);
+        while (holder !== null && !this.stopRequested) {
+          await this.sleep(c.standbyPollMs);
+          holder = await this.withDatabase((query) => slotHolder(query, c.slot)).catch(() => holder);
+        }
+        if (this.stopRequested) break;
+      }
+      const ended = new Promise<Error>((resolve) => {
+        this.connectStream(startLsn, resolve).then(
+          () => {
+            this.state = "streaming";
+            delay = 500;
+            this.logger.info({ slot: c.slot, confirmedLsn: formatLsn(this.stream!.confirmedLsn) }, "streaming");
+          },
+          (error: Error) => resolve(error),
+        );
+      });
+      const error = await Promise.race([ended, this.stopped]);
+      if (error === "stop") break;
+      if (error instanceof PrerequisiteError || (error as { fatal?: boolean }).fatal) throw error;
+      if (isSlotInUse(error)) {
+        this.logger.info("slot taken by another instance: waiting as a standby");
+        continue;
+      }
+      // The connection is gone: let what is in flight land (order), then resume from the confirmed position.
+      startLsn = await this.tearDownStream();
+      this.state = "reconnecting";
+      this.reconnects++;
+      this.logger.warn({ retryInMs: delay }, `replication connection lost: ${oneLine(error)}; reconnecting`);
+      await this.sleep(delay);
+      delay = Math.min(delay * 2, MAX_RECONNECT_DELAY_MS);
+    }
+    // Clean stop: everything in flight acknowledged (bounded wait), final position confirmed.
+    const drained = await this.sink!.drained(STOP_DRAIN_MS);
+    if (!drained) this.logger.warn({ inFlight: this.sink!.messagesInFlight }, "stopping before the broker acknowledged everything; those changes will be sent again");
+    const confirmed = await this.tearDownStream();
+    this.logger.info({ confirmedLsn: formatLsn(confirmed) }, "stopped");
+  }
+
+  private async connectStream(startLsn: Lsn, ended: (error: Error) => void): Promise<void> {
+    const c = this.config;
+    const stream = new ReplicationStream({ databaseUrl: c.databaseUrl, slot: c.slot, publication: c.publication });
+    const catalogClient = new pg.Client({ connectionString: c.databaseUrl, application_name: "tera-cdc catalog" });
+    catalogClient.on("error", () => {});
+    await catalogClient.connect();
+    const catalog = new CatalogReader((sql, params) => catalogClient.query(sql, params as unknown[]));
+    const tableSettings = (schema: string, table: string) => c.tableSettings[`${schema}.${table}`] ?? {};
+    const pipeline = new Pipeline(
+      stream,
+      this.sink!,
+      catalog,
+      this.types,
+      {
+        tableSettings,
+        maxMessageBytes: c.maxMessageBytes,
+        onOversize: c.onOversize,
+        deadLetterTopic: c.deadLetterTopic,
+        batchEvents: c.batchEvents,
+        batchBytes: c.batchBytes,
+        confirmIntervalMs: 100,
+      },
+      this.stats,
+      this.logger,
+      startLsn,
+      (error) => {
+        (error as { fatal?: boolean }).fatal = true;
+        ended(error);
+      },
+    );
+    this.stream = stream;
+    this.pipeline = pipeline;
+    this.catalogClient = catalogClient;
+    try {
+      await stream.start(startLsn, {
+        data: (walStart, payload) => pipeline.data(walStart, payload),
+        keepalive: (walEnd) => pipeline.keepalive(walEnd),
+        closed: (error) => ended(error),
+      }, c.statusIntervalMs);
+    } catch (error) {
+      this.stream = null;
+      this.pipeline = null;
+      this.catalogClient = null;
+      await catalogClient.end().catch(() => {});
+      throw error;
+    }
+  }
+
+  /** Waits for in-flight messages (bounded), confirms, closes the stream; returns the confirmed LSN. */
+  private async tearDownStream(): Promise<Lsn> {
+    const stream = this.stream;
+    const pipeline = this.pipeline;
+    this.stream = null;
+    this.pipeline = null;
+    if (!stream || !pipeline) return this.stats.confirmedLsn;
+    pipeline.detach();
+    await this.sink!.drained(STOP_DRAIN_MS);
+    stream.confirm(pipeline.safeLsn);
+    await stream.stop();
+    await this.catalogClient?.end().catch(() => {});
+    this.catalogClient = null;
+    return pipeline.safeLsn;
+  }
+
+  private reportTables(tables: Awaited<ReturnType<typeof prepareDatabase>>["tables"]): void {
+    for (const table of tables) {
+      const settings = this.config.tableSettings[`${table.relation.schema}.${table.relation.table}`] ?? {};
+      const plan = planRelation(table.relation, table.primaryKey, settings, this.types);
+      this.logger.info({ table: plan.qualifiedName, model: plan.model, topic: plan.mqttTopic, columns: plan.columns.map((x) => x.name) }, "publishing table");
+      if (plan.withheld.length > 0) {
+        this.logger.info({ table: plan.qualifiedName, withheld: plan.withheld }, "secret-looking columns withheld (name them in the table's columns setting to publish them)");
+      }
+      if (plan.deleteKeysUnavailable.length > 0) {
+        this.logger.warn(
+          { table: plan.qualifiedName, missing: plan.deleteKeysUnavailable },
+          `deletes will not carry ${plan.deleteKeysUnavailable.join(", ")}: the replica identity holds only the key; run ALTER TABLE ${plan.qualifiedName} REPLICA IDENTITY FULL to include them`,
+        );
+      }
+      const toastable = table.toastable.filter((name) => plan.columns.some((x) => x.name === name));
+      if (table.relation.replicaIdentity !== "f" && toastable.length > 0) {
+        this.logger.warn(
+          { table: plan.qualifiedName, columns: toastable },
+          `an UPDATE that leaves a large value of ${toastable.join(", ")} unchanged omits it (listed in the unchanged property); run ALTER TABLE ${plan.qualifiedName} REPLICA IDENTITY FULL to always publish it`,
+        );
+      }
+    }
+  }
+
+  private async withDatabase<T>(work: (query: (sql: string, params?: unknown[]) => Promise<pg.QueryResult>) => Promise<T>): Promise<T> {
+    const client = new pg.Client({ connectionString: this.config.databaseUrl, application_name: "tera-cdc setup" });
+    client.on("error", () => {});
+    await client.connect();
+    try {
+      return await work((sql, params) => client.query(sql, params as unknown[]));
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = null;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = null;
+        resolve();
+      };
+    });
+  }
+
+}
+
+function isSlotInUse(error: Error): boolean {
+  return (error as { code?: string }).code === "55006" || /is active for PID/i.test(error.message);
+}
+
+function oneLine(error: Error): string {
+  return error.message.split("\n")[0]!;
+}
+

@@ -1,0 +1,226 @@
+import { EventEmitter } from "node:events";
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { Logger } from "../ops/log.js";
+
+/** One message for the broker. */
+export interface OutgoingMessage {
+  readonly topic: string;
+  readonly payload: Uint8Array;
+  /** MQTT 5 user properties; dropped on MQTT 3.1.1. */
+  readonly properties: Readonly<Record<string, string>>;
+}
+
+/** Called once per message: without an error when the broker has it (QoS 1/2) or it was written (QoS 0). */
+export type DeliveryCallback = (error?: Error) => void;
+
+export interface MqttSinkOptions {
+  readonly url: string;
+  readonly qos: 0 | 1 | 2;
+  readonly clientId: string;
+  readonly username?: string;
+  readonly password?: string;
+  readonly ca?: Buffer;
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+  /** Most QoS 1/2 messages awaiting acknowledgement; the broker's Receive Maximum lowers it. */
+  readonly maxInFlight: number;
+  readonly logger: Logger;
+}
+
+const CONTENT_TYPE = "application/x-protobuf";
+const MAX_RECONNECT_DELAY_MS = 30_000;
+const FIRST_RECONNECT_DELAY_MS = 500;
+/** QoS 0 has no acknowledgement: stop when this much sits unwritten in the socket. */
+const QOS0_SOCKET_HIGH_WATER = 4 * 1024 * 1024;
+
+/**
+ * Publishes to the broker with a bounded window of unacknowledged messages. It never buffers
+ * without bound: when the window is full (or the broker is away) `hasRoom` is false and the
+ * pipeline stops reading WAL until the `room` event.
+ *
+ * Events: `room` (more may be published), `connected`, `disconnected` (error message or reason).
+ */
+export class MqttSink extends EventEmitter {
+  private client: MqttClient | null = null;
+  private inFlight = 0;
+  private window: number;
+  private protocolVersion: 4 | 5 = 5;
+  private reconnectDelay = FIRST_RECONNECT_DELAY_MS;
+  private brokerMaxPacket = Number.POSITIVE_INFINITY;
+  private closing = false;
+
+  constructor(private readonly options: MqttSinkOptions) {
+    super();
+    this.window = options.maxInFlight;
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  get messagesInFlight(): number {
+    return this.inFlight;
+  }
+
+  /** Whether the broker speaks MQTT 5 (user properties and content type are sent). */
+  get isMqtt5(): boolean {
+    return this.protocolVersion === 5;
+  }
+
+  /** Largest packet the broker accepts (its Maximum Packet Size), infinite when it set none. */
+  get maxPacketBytes(): number {
+    return this.brokerMaxPacket;
+  }
+
+  get hasRoom(): boolean {
+    if (!this.client?.connected) return false;
+    if (this.options.qos === 0) return (this.client.stream?.writableLength ?? 0) < QOS0_SOCKET_HIGH_WATER;
+    return this.inFlight < this.window;
+  }
+
+  /**
+   * Connects, finding out whether the broker speaks MQTT 5 (3.1.1 otherwise), and keeps
+   * reconnecting with backoff after that. Resolves at the first connection.
+   */
+  async connect(): Promise<void> {
+    for (;;) {
+      if (this.closing) throw new Error("sink closed");
+      const outcome = await this.tryConnect(this.protocolVersion);
+      if (outcome === "connected") return;
+      if (outcome === "unsupported-protocol" && this.protocolVersion === 5) {
+        this.options.logger.info("broker does not speak MQTT 5; using MQTT 3.1.1 (no user properties)");
+        this.protocolVersion = 4;
+        continue;
+      }
+      this.emit("disconnected", outcome);
+      this.options.logger.warn({ retryInMs: this.reconnectDelay }, `broker unreachable: ${outcome}; retrying`);
+      await sleep(this.reconnectDelay);
+      this.reconnectDelay = Math.min(this.reconnectDelay * 2, MAX_RECONNECT_DELAY_MS);
+    }
+  }
+
+  private tryConnect(protocolVersion: 4 | 5): Promise<"connected" | "unsupported-protocol" | string> {
+    const o = this.options;
+    const clientOptions: IClientOptions = {
+      protocolVersion,
+      clientId: o.clientId,
+      clean: true,
+      username: o.username,
+      password: o.password,
+      ca: o.ca,
+      cert: o.cert,
+      key: o.key,
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+      keepalive: 30,
+      // Resending the unacknowledged window after a reconnect is mqtt.js' job; refusing new
+      // messages while away is ours (hasRoom).
+      queueQoSZero: false,
+      properties: protocolVersion === 5 ? { requestProblemInformation: true } : undefined,
+    };
+    const client = mqtt.connect(o.url, clientOptions);
+    return new Promise((resolve) => {
+      const fail = (reason: string) => {
+        client.removeAllListeners();
+        client.on("error", () => {});
+        client.end(true);
+        resolve(reason);
+      };
+      client.once("connect", (connack) => {
+        client.removeAllListeners();
+        this.adopt(client, connack.properties);
+        resolve("connected");
+      });
+      client.once("error", (error: Error & { code?: number }) => {
+        const unsupported = /unsupported protocol|protocol version/i.test(error.message) || error.code === 132 || error.code === 1;
+        fail(unsupported ? "unsupported-protocol" : error.message);
+      });
+      client.once("close", () => fail(protocolVersion === 5 ? "unsupported-protocol" : "connection closed by the broker"));
+    });
+  }
+
+  private adopt(client: MqttClient, connack: { receiveMaximum?: number; maximumPacketSize?: number } | undefined): void {
+    this.client = client;
+    this.reconnectDelay = FIRST_RECONNECT_DELAY_MS;
+    // MQTT 5 forbids more unacknowledged QoS>0 publishes than the broker's Receive Maximum.
+    this.window = Math.max(1, Math.min(this.options.maxInFlight, connack?.receiveMaximum ?? 65_535));
+    this.brokerMaxPacket = connack?.maximumPacketSize ?? Number.POSITIVE_INFINITY;
+    client.options.reconnectPeriod = this.reconnectDelay;
+    client.on("connect", () => {
+      this.reconnectDelay = FIRST_RECONNECT_DELAY_MS;
+      client.options.reconnectPeriod = this.reconnectDelay;
+      this.options.logger.info("broker connection restored");
+      this.emit("connected");
+      this.emit("room");
+    });
+    client.on("close", () => {
+      if (this.closing) return;
+      this.emit("disconnected", "connection closed");
+      // mqtt.js reconnects every reconnectPeriod; back off up to 30 s while the broker stays away.
+      client.options.reconnectPeriod = this.reconnectDelay;
+      this.reconnectDelay = Math.min(this.reconnectDelay * 2, MAX_RECONNECT_DELAY_MS);
+    });
+    client.on("offline", () => this.options.logger.warn("broker connection lost; reconnecting"));
+    client.on("error", (error) => this.options.logger.warn(`broker error: ${error.message}`));
+    client.stream?.on?.("drain", () => this.emit("room"));
+    this.emit("connected");
+  }
+
+  /** Bytes the MQTT packet of this message takes (payload, topic, properties, fixed header). */
+  packetBytes(message: OutgoingMessage): number {
+    let size = message.payload.length + Buffer.byteLength(message.topic) + 2 + 2 + 5;
+    if (this.protocolVersion === 5) {
+      size += 4 + CONTENT_TYPE.length + 3;
+      for (const key in message.properties) {
+        size += 5 + Buffer.byteLength(key) + Buffer.byteLength(message.properties[key]!);
+      }
+    }
+    return size;
+  }
+
+  publish(message: OutgoingMessage, done: DeliveryCallback): void {
+    const client = this.client;
+    if (!client) {
+      done(new Error("not connected to the broker"));
+      return;
+    }
+    const qos = this.options.qos;
+    const options: mqtt.IClientPublishOptions = { qos };
+    if (this.protocolVersion === 5) {
+      options.properties = { contentType: CONTENT_TYPE, userProperties: message.properties as Record<string, string> };
+    }
+    const payload = Buffer.isBuffer(message.payload)
+      ? message.payload
+      : Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength);
+    if (qos === 0) {
+      // No callback: mqtt.js would add a drain listener per message (TOOLCHAIN.md).
+      client.publish(message.topic, payload, options);
+      done();
+      return;
+    }
+    this.inFlight++;
+    client.publish(message.topic, payload, options, (error) => {
+      this.inFlight--;
+      done(error ?? undefined);
+      if (this.inFlight === this.window - 1 || this.inFlight === 0) this.emit("room");
+    });
+  }
+
+  /** Waits until every published message is acknowledged, at most `timeoutMs`. */
+  async drained(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.inFlight > 0 && Date.now() < deadline) await sleep(20);
+    return this.inFlight === 0;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    const client = this.client;
+    this.client = null;
+    if (client) await client.endAsync(false).catch(() => client.end(true));
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,118 @@
+import { execFileSync } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { chownSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { freePort, waitFor } from "./ports.js";
+import { exited, spawnTracked } from "./processes.js";
+
+const PG_BIN = process.env.TERA_CDC_PG_BIN ?? "/usr/lib/postgresql/15/bin";
+
+export interface PostgresServer {
+  readonly url: string;
+  readonly port: number;
+  /** Runs SQL on a fresh connection. */
+  query(sql: string, params?: unknown[]): Promise<pg.QueryResult>;
+  /** A connected client the caller ends. */
+  connect(): Promise<pg.Client>;
+  /** Fast shutdown then start again on the same port and data. */
+  restart(): Promise<void>;
+  stopServer(): Promise<void>;
+  startServer(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface PostgresOptions {
+  readonly walLevel?: "logical" | "replica";
+  /** Extra `-c name=value` settings. */
+  readonly settings?: Record<string, string>;
+}
+
+/**
+ * A throwaway PostgreSQL 15 for one test file: its own data directory and a free port,
+ * `wal_level=logical` unless asked otherwise. A Docker engine would be used through
+ * testcontainers where one exists; this machine has none, so a local cluster is started as the
+ * `postgres` user (initdb refuses root).
+ */
+export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresServer> {
+  const root = mkdtempSync(join(tmpdir(), "tera-cdc-pg-"));
+  const dataDir = join(root, "data");
+  const asRoot = process.getuid?.() === 0;
+  const uid = asRoot ? Number(execFileSync("id", ["-u", "postgres"]).toString()) : undefined;
+  const gid = asRoot ? Number(execFileSync("id", ["-g", "postgres"]).toString()) : undefined;
+  if (asRoot) chownSync(root, uid!, gid!);
+  execFileSync(join(PG_BIN, "initdb"), ["-D", dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"], {
+    uid,
+    gid,
+    stdio: "pipe",
+  });
+  const port = await freePort();
+  const settings: Record<string, string> = {
+    wal_level: options.walLevel ?? "logical",
+    max_wal_senders: "10",
+    max_replication_slots: "10",
+    fsync: "off",
+    full_page_writes: "off",
+    listen_addresses: "127.0.0.1",
+    unix_socket_directories: root,
+    max_connections: "100",
+    ...options.settings,
+  };
+  let child: ChildProcess | null = null;
+  let log = "";
+  const start = async () => {
+    const args = ["-D", dataDir, "-p", String(port), ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])];
+    child = spawnTracked(join(PG_BIN, "postgres"), args, { uid, gid, stdio: ["ignore", "pipe", "pipe"] });
+    child.stderr?.on("data", (d: Buffer) => {
+      log = (log + d.toString()).slice(-20_000);
+    });
+    await waitFor(`PostgreSQL on port ${port}`, async () => {
+      if (child?.exitCode !== null) throw new Error(`postgres exited: ${log.slice(-2000)}`);
+      const client = new pg.Client({ host: "127.0.0.1", port, user: "postgres", database: "postgres" });
+      try {
+        await client.connect();
+        return true;
+      } finally {
+        await client.end().catch(() => {});
+      }
+    });
+  };
+  const stop = async () => {
+    const running = child;
+    child = null;
+    if (!running || running.exitCode !== null) return;
+    running.kill("SIGINT"); // fast shutdown
+    await exited(running, 30_000);
+  };
+  await start();
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  const connect = async () => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    return client;
+  };
+  return {
+    url,
+    port,
+    connect,
+    async query(sql, params) {
+      const client = await connect();
+      try {
+        return await client.query(sql, params as unknown[]);
+      } finally {
+        await client.end();
+      }
+    },
+    async restart() {
+      await stop();
+      await start();
+    },
+    stopServer: stop,
+    startServer: start,
+    async close() {
+      await stop();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
