@@ -24,6 +24,12 @@ export function runConfig(argv: string[], env: NodeJS.ProcessEnv = process.env):
       throw new ConfigError(`setting ${required} is missing: give --${required} or ${spec.env}`);
     }
   }
+  // A client certificate is useless without its key and the other way round.
+  for (const [given, needed] of [["mqtt-cert", "mqtt-key"], ["mqtt-key", "mqtt-cert"]] as const) {
+    if (v[given] !== undefined && v[needed] === undefined) {
+      throw new ConfigError(`setting ${needed} is missing: --${given} needs --${needed} too (the client certificate and its private key)`);
+    }
+  }
   let tables;
   try {
     tables = (v.tables as string[] | undefined)?.map(parseTableRef);
@@ -80,11 +86,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     await service.run();
     return 0;
   } catch (error) {
-    logger.fatal(oneLineError(error as Error));
-    return 1;
+    // Logged for log collectors; main.ts then prints the same problem as the plain last line.
+    logger.fatal((error as Error).message.split("\n")[0]!);
+    throw error;
   }
-}
-
-function oneLineError(error: Error): string {
-  return error.message.split("\n")[0]!;
 }

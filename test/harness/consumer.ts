@@ -11,6 +11,7 @@ export interface ReceivedEvent {
   readonly object: Record<string, unknown>;
   readonly objectText: string;
   readonly properties: Record<string, string>;
+  readonly contentType: string | undefined;
   readonly lsn: string;
   readonly seq: number;
   readonly receivedAt: number;
@@ -50,6 +51,7 @@ export async function startConsumer(url: string, topic = "module/TeraServer/Data
         object: JSON.parse(db.objectValue),
         objectText: db.objectValue,
         properties,
+        contentType: packet.properties?.contentType,
         lsn: properties.lsn ?? "",
         seq: seq++,
         receivedAt: Date.now(),
