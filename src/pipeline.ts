@@ -68,6 +68,8 @@ export class PipelineStats {
   confirmedLsn: Lsn = 0n;
   /** Commit time (Unix seconds) of the newest published change. */
   lastCommitTime = 0;
+  /** Newest WAL position the server reported (keepalive end, or start of the last message read): lag in bytes. */
+  serverWalEnd: Lsn = 0n;
   readonly byModelOp = new Map<string, number>();
 }
 
@@ -140,6 +142,7 @@ export class Pipeline implements WalHandler {
   }
 
   data(walStart: Lsn, payload: Buffer): void {
+    if (walStart > this.stats.serverWalEnd) this.stats.serverWalEnd = walStart;
     if (this.blocked === null && this.queueHead === this.queue.length) {
       this.handle(walStart, payload);
       if (this.blocked !== null) this.stream.pause();
@@ -150,6 +153,7 @@ export class Pipeline implements WalHandler {
   }
 
   keepalive(walEnd: Lsn): void {
+    if (walEnd > this.stats.serverWalEnd) this.stats.serverWalEnd = walEnd;
     if (this.blocked === null && this.queueHead === this.queue.length) {
       this.passed(walEnd);
       return;

@@ -5,6 +5,7 @@ import pg from "pg";
 import { TypeCatalog } from "./decode/types.js";
 import { planRelation, type TableSettings } from "./model/plan.js";
 import { startHealthServer } from "./ops/health.js";
+import { createMetrics } from "./ops/metrics.js";
 import { type Logger, redactUrl } from "./ops/log.js";
 import { Pipeline, PipelineStats, type OversizeRule } from "./pipeline.js";
 import { MqttSink } from "./sink/mqtt.js";
@@ -87,7 +88,13 @@ export class CdcService {
         healthy: this.state === "streaming" && (this.sink?.connected ?? false),
         state: this.state === "streaming" && !this.sink?.connected ? "reconnecting" : this.state,
         figures: () => this.figures(),
-      }));
+      }), createMetrics({
+        stats: this.stats,
+        inFlight: () => this.sink?.messagesInFlight ?? 0,
+        reconnects: () => this.reconnects,
+        streaming: () => this.state === "streaming" && (this.sink?.connected ?? false),
+        startedAt: this.startedAt,
+      }).text);
     }
     this.logger.info({ database: redactUrl(c.databaseUrl), broker: redactUrl(c.mqttUrl), slot: c.slot, publication: c.publication }, "starting");
     try {

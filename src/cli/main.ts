@@ -1,11 +1,19 @@
 import { ConfigError } from "../config.js";
 import { runCommand } from "./run.js";
+import { checkCommand } from "./check.js";
+import { setupCommand } from "./setup.js";
+import { statusCommand } from "./status.js";
+import { tailCommand } from "./tail.js";
 
 /** A command: takes its arguments, returns the exit code. */
 export type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
   run: { run: runCommand, summary: "stream committed changes from PostgreSQL to MQTT until stopped" },
+  tail: { run: tailCommand, summary: "print the events on the broker, decoded, one line each (or JSON Lines)" },
+  check: { run: checkCommand, summary: "check every database prerequisite; prints the fix for each failure" },
+  status: { run: statusCommand, summary: "the slot (active, confirmed LSN, retained WAL), the publication, live figures" },
+  setup: { run: setupCommand, summary: "apply the safe fixes (publication, replica identity), printing each statement" },
 };
 
 export const USAGE = `tera-cdc: PostgreSQL changes as OpenTera DatabaseEvents on MQTT

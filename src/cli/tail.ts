@@ -1,0 +1,188 @@
+import { readFileSync } from "node:fs";
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import { ConfigError, parseSettings, type SettingSpec } from "../config.js";
+import { DATABASE_EVENTS_TOPIC_PREFIX, decodeTeraEvent, toMqttTopic, unpackAny } from "../messages/index.js";
+import { createLogger, type Logger, type LogLevel, redactUrl } from "../ops/log.js";
+import { helpText } from "./help.js";
+import { requireSetting, settingsNamed } from "./setup.js";
+
+export type TailOp = "create" | "update" | "delete" | "truncate";
+
+/** One DatabaseEvent as `tail` prints it. */
+export interface TailEvent {
+  readonly topic: string;
+  readonly model: string;
+  readonly op: TailOp | "unknown";
+  /** ISO time: the commit-time property, or the TeraEvent header time under MQTT 3.1.1. */
+  readonly commitTime: string;
+  readonly lsn?: string;
+  readonly seq?: number;
+  readonly xid?: string;
+  readonly table?: string;
+  readonly unchanged?: string[];
+  readonly object: unknown;
+}
+
+const OP_BY_TYPE: Record<number, TailOp> = { 1: "create", 2: "update", 3: "delete" };
+
+/**
+ * Decodes one MQTT message into the DatabaseEvents it carries (a batched TeraEvent carries
+ * several: their seq counts up from the message's). Pure; throws an Error naming what is wrong.
+ */
+export function decodeTailEvents(topic: string, payload: Uint8Array, properties: Record<string, string | string[]> | undefined): TailEvent[] {
+  const decoded = decodeTeraEvent(payload);
+  if (!decoded.ok) throw new Error(`not a TeraEvent: ${decoded.error.message}`);
+  const props: Record<string, string> = {};
+  for (const [k, v] of Object.entries(properties ?? {})) props[k] = Array.isArray(v) ? v.join(",") : v;
+  const headerTime = decoded.message.header?.time ?? 0;
+  const commitTime = props["commit-time"] ?? new Date(headerTime * 1000).toISOString();
+  const firstSeq = props.seq !== undefined ? Number(props.seq) : undefined;
+  const singleOp = props.op !== undefined && !props.op.includes(",") ? (props.op as TailOp) : undefined;
+  const events: TailEvent[] = [];
+  decoded.message.events.forEach((any, index) => {
+    const unpacked = unpackAny(any);
+    if (unpacked.type !== "DatabaseEvent") {
+      throw new Error(`holds a ${unpacked.type === "unknown" || unpacked.type === "invalid" ? unpacked.typeUrl || "typeless Any" : unpacked.type}, not a DatabaseEvent`);
+    }
+    const db = unpacked.message;
+    let object: unknown;
+    try {
+      object = JSON.parse(db.objectValue);
+    } catch {
+      object = db.objectValue;
+    }
+    events.push({
+      topic,
+      model: db.objectType,
+      op: decoded.message.events.length === 1 && singleOp ? singleOp : (OP_BY_TYPE[db.type] ?? "unknown"),
+      commitTime,
+      ...(props.lsn !== undefined ? { lsn: props.lsn } : {}),
+      ...(firstSeq !== undefined ? { seq: firstSeq + index } : {}),
+      ...(props.xid !== undefined ? { xid: props.xid } : {}),
+      ...(props.table !== undefined ? { table: props.table } : {}),
+      ...(props.unchanged ? { unchanged: props.unchanged.split(",") } : {}),
+      object,
+    });
+  });
+  return events;
+}
+
+/** `device update 2024-05-01T12:00:00.123456Z lsn=0/16B3748 seq=0 {"id_device":1}`. Pure. */
+export function formatTailLine(event: TailEvent): string {
+  const parts = [event.model, event.op, event.commitTime];
+  if (event.lsn !== undefined) parts.push(`lsn=${event.lsn}`);
+  if (event.seq !== undefined) parts.push(`seq=${event.seq}`);
+  if (event.unchanged) parts.push(`unchanged=${event.unchanged.join(",")}`);
+  parts.push(typeof event.object === "string" ? event.object : JSON.stringify(event.object));
+  return parts.join(" ");
+}
+
+export const TAIL_SETTINGS: readonly SettingSpec[] = [
+  ...settingsNamed("mqtt-url", "mqtt-username", "mqtt-password", "mqtt-ca", "mqtt-cert", "mqtt-key"),
+  { name: "model", kind: { type: "string" }, help: "only events of this model (e.g. device)" },
+  { name: "op", kind: { type: "enum", values: ["create", "update", "delete", "truncate"] }, help: "only events of this operation" },
+  { name: "topic", kind: { type: "string" }, help: `MQTT topic filter to subscribe to [default: ${toMqttTopic(DATABASE_EVENTS_TOPIC_PREFIX)}/# , or the model's topic with --model]` },
+  { name: "json", kind: { type: "bool" }, default: false, help: "print JSON Lines (topic, model, op, commitTime, lsn, seq, xid, table, object)" },
+  { name: "count", kind: { type: "int", min: 1, max: 2_000_000_000 }, help: "exit after printing this many events" },
+  ...settingsNamed("log-level"),
+];
+
+const USAGE = `Usage: tera-cdc tail --mqtt-url URL [--model M] [--op create|update|delete|truncate] [--json]
+
+Subscribes to the DatabaseEvents tera-cdc publishes and prints each one decoded, one line each:
+model, op, commit time, lsn, seq and the object's JSON (MQTT 3.1.1 brokers carry no lsn or seq).
+Only events go to stdout; messages go to stderr. Stop with Ctrl-C (exit code 0).`;
+const EXAMPLES = [
+  "tera-cdc tail --mqtt-url mqtt://broker:1883",
+  "tera-cdc tail --mqtt-url mqtt://broker:1883 --model device --op update",
+  "tera-cdc tail --mqtt-url mqtt://broker:1883 --json | jq .object",
+];
+
+async function connect(url: string, options: IClientOptions, logger: Logger): Promise<MqttClient> {
+  try {
+    return await mqtt.connectAsync(url, { ...options, protocolVersion: 5 }, false);
+  } catch (error) {
+    const message = (error as Error).message;
+    // A 3.1.1-only broker refuses or drops a version 5 CONNECT: try again at 3.1.1.
+    if (!/unsupported protocol|protocol version|connection closed|ECONNRESET/i.test(message) && (error as { code?: number }).code !== 132 && (error as { code?: number }).code !== 1) throw error;
+    logger.info("broker does not speak MQTT 5; subscribing with MQTT 3.1.1 (no lsn or seq)");
+    return mqtt.connectAsync(url, { ...options, protocolVersion: 4 }, false);
+  }
+}
+
+export async function tailCommand(argv: string[]): Promise<number> {
+  const parsed = parseSettings(TAIL_SETTINGS, argv);
+  if (parsed.help) {
+    process.stdout.write(helpText(USAGE, TAIL_SETTINGS, EXAMPLES));
+    return 0;
+  }
+  if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": tail takes only flags`);
+  const v = parsed.values;
+  requireSetting(TAIL_SETTINGS, v, "mqtt-url");
+  const logger = createLogger(v["log-level"] as LogLevel);
+  const model = v.model as string | undefined;
+  const op = v.op as TailOp | undefined;
+  const json = v.json === true;
+  const limit = v.count as number | undefined;
+  let topic = v.topic as string | undefined;
+  if (!topic) {
+    try {
+      topic = model ? toMqttTopic(`${DATABASE_EVENTS_TOPIC_PREFIX}.${model}`) : `${toMqttTopic(DATABASE_EVENTS_TOPIC_PREFIX)}/#`;
+    } catch (error) {
+      throw new ConfigError(`setting model: ${(error as Error).message}`);
+    }
+  }
+  const url = v["mqtt-url"] as string;
+  const client = await connect(
+    url,
+    {
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+      username: v["mqtt-username"] as string | undefined,
+      password: v["mqtt-password"] as string | undefined,
+      ca: v["mqtt-ca"] ? readFileSync(v["mqtt-ca"] as string) : undefined,
+      cert: v["mqtt-cert"] ? readFileSync(v["mqtt-cert"] as string) : undefined,
+      key: v["mqtt-key"] ? readFileSync(v["mqtt-key"] as string) : undefined,
+    },
+    logger,
+  );
+  // Connected once: from now on mqtt.js reconnects (and subscribes again) by itself.
+  client.options.reconnectPeriod = 1000;
+  client.on("offline", () => logger.warn("broker connection lost; reconnecting"));
+  client.on("error", (error) => logger.warn(`broker error: ${error.message}`));
+
+  let printed = 0;
+  let finish: () => void = () => {};
+  const finished = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  client.on("message", (messageTopic, payload, packet) => {
+    if (limit !== undefined && printed >= limit) return;
+    let events: TailEvent[];
+    try {
+      events = decodeTailEvents(messageTopic, payload, packet.properties?.userProperties as Record<string, string> | undefined);
+    } catch (error) {
+      logger.warn({ topic: messageTopic, bytes: payload.length }, `message skipped: ${(error as Error).message}`);
+      return;
+    }
+    for (const event of events) {
+      if ((model && event.model !== model) || (op && event.op !== op)) continue;
+      process.stdout.write(`${json ? JSON.stringify(event) : formatTailLine(event)}\n`);
+      if (limit !== undefined && ++printed >= limit) {
+        finish();
+        return;
+      }
+    }
+  });
+  await client.subscribeAsync(topic, { qos: 1 });
+  logger.info({ broker: redactUrl(url), topic, mqtt5: client.options.protocolVersion === 5 }, "subscribed");
+  const onSignal = () => finish();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  await finished;
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+  await client.endAsync();
+  return 0;
+}
