@@ -1,0 +1,145 @@
+/**
+ * What a consumer gets from one MQTT message of `tera-cdc run`: the TeraEvent decoded, and one
+ * typed Change per DatabaseEvent in it, positioned by the message's user properties. Pure: no I/O.
+ *
+ * A TeraEvent carries several DatabaseEvents when tera-cdc batches (`--batch-events`): the
+ * property `count` says how many, `seq` is the first one's index in the transaction and `op` lists
+ * each one's operation, comma-separated. A TRUNCATE is a DB_DELETE with object `{}` and op=truncate.
+ */
+import { DatabaseEvent_EventType, decodeTeraEvent, type TeraEvent, unpackAny } from "../messages/index.js";
+import { type Lsn, parseLsn } from "../source/lsn.js";
+
+export type ChangeOp = "create" | "update" | "delete" | "truncate";
+
+export const CHANGE_OPS: readonly ChangeOp[] = ["create", "update", "delete", "truncate"];
+
+/** One committed row change (or one TRUNCATE of a table) as tera-cdc published it. */
+export interface Change<T = Record<string, unknown>> {
+  /** OpenTera model name, e.g. "device" (DatabaseEvent.object_type). */
+  readonly model: string;
+  readonly op: ChangeOp;
+  /** The row as published (for a delete: its key columns; for a truncate: {}). */
+  readonly object: T;
+  /** The object's JSON exactly as published (big numbers keep every digit here). */
+  readonly objectJson: string;
+  /** Commit time of the transaction, ISO 8601 with microseconds, UTC. */
+  readonly commitTime: string;
+  /** Commit LSN of the transaction, PostgreSQL's spelling (paste into SQL as a pg_lsn). */
+  readonly lsn: string;
+  /** The same LSN as a number, for comparisons. */
+  readonly lsnValue: Lsn;
+  /** Transaction id. */
+  readonly xid: number;
+  /** 0-based index of this change in its transaction; (lsn, seq) identifies a change. */
+  readonly seq: number;
+  /** Source table, schema.table. */
+  readonly table: string;
+  /** Columns left out because PostgreSQL did not send them (unchanged TOASTed values). */
+  readonly unchanged: readonly string[];
+  /** True when tera-cdc published only the key columns (the full event was too large or refused). */
+  readonly keysOnly: boolean;
+  /** When this consumer received the message. */
+  readonly receivedAt: Date;
+  /** MQTT topic the message came on. */
+  readonly topic: string;
+  /** The decoded TeraEvent, shared by every change of a batched message. */
+  readonly teraEvent: TeraEvent;
+}
+
+/** A message that is not a tera-cdc DatabaseEvent message; the text says what is wrong with it. */
+export class ChangeDecodeError extends Error {
+  override readonly name = "ChangeDecodeError";
+  constructor(
+    readonly topic: string,
+    message: string,
+  ) {
+    super(`message on ${topic}: ${message}`);
+  }
+}
+
+const OP_BY_TYPE: Partial<Record<DatabaseEvent_EventType, ChangeOp>> = {
+  [DatabaseEvent_EventType.DB_CREATE]: "create",
+  [DatabaseEvent_EventType.DB_UPDATE]: "update",
+  [DatabaseEvent_EventType.DB_DELETE]: "delete",
+};
+
+/**
+ * Decodes one MQTT message into its changes. Throws ChangeDecodeError when the payload is not a
+ * TeraEvent of DatabaseEvents or the position properties (lsn, seq) are missing or malformed:
+ * without them a change could not be deduplicated or ordered.
+ */
+export function decodeChanges(
+  topic: string,
+  payload: Uint8Array,
+  userProperties: Record<string, string | string[]> | undefined,
+  receivedAt: Date,
+): Change[] {
+  const props = userProperties ?? {};
+  const prop = (name: string): string | undefined => {
+    const value = props[name];
+    return Array.isArray(value) ? value[value.length - 1] : value;
+  };
+  const decoded = decodeTeraEvent(payload);
+  if (!decoded.ok) throw new ChangeDecodeError(topic, `not a TeraEvent: ${decoded.error.message}`);
+  const teraEvent = decoded.message;
+
+  const lsnText = prop("lsn");
+  if (lsnText === undefined) throw new ChangeDecodeError(topic, "no lsn user property (is it published by tera-cdc over MQTT 5?)");
+  let lsnValue: Lsn;
+  try {
+    lsnValue = parseLsn(lsnText);
+  } catch (error) {
+    throw new ChangeDecodeError(topic, `user property lsn: ${(error as Error).message}`);
+  }
+  const firstSeq = wholeNumber(prop("seq"), "seq", topic);
+  const count = prop("count") === undefined ? 1 : wholeNumber(prop("count"), "count", topic);
+  if (count !== teraEvent.events.length) {
+    throw new ChangeDecodeError(topic, `user property count says ${count} events, the TeraEvent holds ${teraEvent.events.length}`);
+  }
+  const xid = prop("xid") === undefined ? 0 : wholeNumber(prop("xid"), "xid", topic);
+  const ops = (prop("op") ?? "").split(",");
+  const unchanged = prop("unchanged") ? prop("unchanged")!.split(",") : [];
+  const common = {
+    commitTime: prop("commit-time") ?? new Date((teraEvent.header?.time ?? 0) * 1000).toISOString(),
+    lsn: lsnText,
+    lsnValue,
+    xid,
+    table: prop("table") ?? "",
+    unchanged,
+    keysOnly: prop("keys-only") === "true",
+    receivedAt,
+    topic,
+    teraEvent,
+  };
+
+  return teraEvent.events.map((any, index) => {
+    const unpacked = unpackAny(any);
+    if (unpacked.type !== "DatabaseEvent") {
+      const what = unpacked.type === "unknown" || unpacked.type === "invalid" ? `${unpacked.type} ${unpacked.typeUrl}` : unpacked.type;
+      throw new ChangeDecodeError(topic, `event ${index} is ${what}, expected a DatabaseEvent`);
+    }
+    const event = unpacked.message;
+    let op = OP_BY_TYPE[event.type];
+    if (op === undefined) throw new ChangeDecodeError(topic, `event ${index} has DatabaseEvent type ${event.type}, expected DB_CREATE, DB_UPDATE or DB_DELETE`);
+    if (op === "delete" && ops[index] === "truncate") op = "truncate";
+    let object: Record<string, unknown>;
+    try {
+      object = JSON.parse(event.objectValue) as Record<string, unknown>;
+    } catch (error) {
+      throw new ChangeDecodeError(topic, `event ${index} object_value is not JSON: ${(error as Error).message}`);
+    }
+    return { ...common, model: event.objectType, op, object, objectJson: event.objectValue, seq: firstSeq + index };
+  });
+}
+
+function wholeNumber(text: string | undefined, name: string, topic: string): number {
+  if (text === undefined || !/^\d+$/.test(text)) {
+    throw new ChangeDecodeError(topic, `user property ${name} is ${JSON.stringify(text)}: expected a whole number`);
+  }
+  return Number(text);
+}
+
+/** The identity of a change across replays: its transaction's commit LSN and its index in it. */
+export function changeKey(change: Pick<Change, "lsnValue" | "seq">): string {
+  return `${change.lsnValue}:${change.seq}`;
+}
