@@ -4,6 +4,7 @@ import { connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, waitFor } from "./ports.js";
+import { startServerContainer, useContainers } from "./containers.js";
 import { exited, spawnTracked } from "./processes.js";
 
 const MOSQUITTO = process.env.TERA_CDC_MOSQUITTO ?? "/usr/sbin/mosquitto";
@@ -29,12 +30,9 @@ export interface BrokerOptions {
  * A Mosquitto 2 broker of the test's own on a free port. Its limits are raised for bulk streams:
  * the defaults (20 in flight, 1,000 queued) silently drop QoS 1 messages to a slow subscriber.
  */
-export async function startBroker(options: BrokerOptions = {}): Promise<Broker> {
-  const dir = mkdtempSync(join(tmpdir(), "tera-cdc-mqtt-"));
-  const port = await freePort();
-  for (const [name, content] of Object.entries(options.files ?? {})) writeFileSync(join(dir, name), content);
+function configLines(options: BrokerOptions, port: number, dir: string, bind: string): string[] {
   const hasListener = (options.config ?? []).some((l) => l.startsWith("listener"));
-  const lines = [
+  return [
     "user root",
     "persistence false",
     "max_inflight_messages 1000",
@@ -43,9 +41,17 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     "log_dest stderr",
     "log_type error",
     "log_type warning",
-    ...(hasListener ? [] : [`listener ${port} 127.0.0.1`, "allow_anonymous true"]),
+    ...(hasListener ? [] : [`listener ${port} ${bind}`.trim(), "allow_anonymous true"]),
     ...(options.config ?? []).map((l) => l.replaceAll("{port}", String(port)).replaceAll("{dir}", dir)),
   ];
+}
+
+export async function startBroker(options: BrokerOptions = {}): Promise<Broker> {
+  if (await useContainers()) return startBrokerContainer(options);
+  const dir = mkdtempSync(join(tmpdir(), "tera-cdc-mqtt-"));
+  const port = await freePort();
+  for (const [name, content] of Object.entries(options.files ?? {})) writeFileSync(join(dir, name), content);
+  const lines = configLines(options, port, dir, "127.0.0.1");
   writeFileSync(join(dir, "mosquitto.conf"), `${lines.join("\n")}\n`);
   let child: ChildProcess | null = null;
   let log = "";
@@ -84,5 +90,28 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       await stop();
       rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+async function startBrokerContainer(options: BrokerOptions): Promise<Broker> {
+  const dir = "/mosquitto/config";
+  const lines = configLines(options, 1883, dir, "").map((l) => l.replace(/^(listener \d+) 127\.0\.0\.1$/, "$1"));
+  const container = await startServerContainer({
+    image: "eclipse-mosquitto:2",
+    port: 1883,
+    files: [
+      { content: `${lines.join("\n")}\n`, target: `${dir}/mosquitto.conf` },
+      ...Object.entries(options.files ?? {}).map(([name, content]) => ({ content, target: `${dir}/${name}` })),
+    ],
+    serve: `mosquitto -c ${dir}/mosquitto.conf`,
+    stop: "pkill mosquitto",
+  });
+  return {
+    url: `${options.scheme ?? "mqtt"}://${container.host}:${container.port}`,
+    port: container.port,
+    dir,
+    stop: () => container.stopServer(),
+    start: () => container.startServer(),
+    close: () => container.close(),
   };
 }

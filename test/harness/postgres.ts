@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { freePort, waitFor } from "./ports.js";
+import { startServerContainer, useContainers } from "./containers.js";
 import { exited, spawnTracked } from "./processes.js";
 
 const PG_BIN = process.env.TERA_CDC_PG_BIN ?? "/usr/lib/postgresql/15/bin";
@@ -36,6 +37,16 @@ export interface PostgresOptions {
  * `postgres` user (initdb refuses root).
  */
 export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresServer> {
+  const settings: Record<string, string> = {
+    wal_level: options.walLevel ?? "logical",
+    max_wal_senders: "10",
+    max_replication_slots: "10",
+    fsync: "off",
+    full_page_writes: "off",
+    max_connections: "100",
+    ...options.settings,
+  };
+  if (await useContainers()) return startPostgresContainer(settings);
   const root = mkdtempSync(join(tmpdir(), "tera-cdc-pg-"));
   const dataDir = join(root, "data");
   const asRoot = process.getuid?.() === 0;
@@ -48,17 +59,8 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     stdio: "pipe",
   });
   const port = await freePort();
-  const settings: Record<string, string> = {
-    wal_level: options.walLevel ?? "logical",
-    max_wal_senders: "10",
-    max_replication_slots: "10",
-    fsync: "off",
-    full_page_writes: "off",
-    listen_addresses: "127.0.0.1",
-    unix_socket_directories: root,
-    max_connections: "100",
-    ...options.settings,
-  };
+  settings.listen_addresses = "127.0.0.1";
+  settings.unix_socket_directories = root;
   let child: ChildProcess | null = null;
   let log = "";
   const start = async () => {
@@ -86,7 +88,53 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     await exited(running, 30_000);
   };
   await start();
-  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  return postgresServer(`postgres://postgres@127.0.0.1:${port}/postgres`, port, {
+    stopServer: stop,
+    startServer: start,
+    close: async () => {
+      await stop();
+      rmSync(root, { recursive: true, force: true });
+    },
+  });
+}
+
+async function startPostgresContainer(settings: Record<string, string>): Promise<PostgresServer> {
+  const flags = Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`).join(" ");
+  const container = await startServerContainer({
+    image: "postgres:15",
+    port: 5432,
+    env: { POSTGRES_HOST_AUTH_METHOD: "trust" },
+    serve: `docker-entrypoint.sh postgres ${flags}`,
+    stop: `su postgres -c "pg_ctl -D $PGDATA stop -m fast"`,
+    readyLog: /database system is ready to accept connections/,
+  });
+  const url = `postgres://postgres@${container.host}:${container.port}/postgres`;
+  const ready = () =>
+    waitFor("PostgreSQL in its container", async () => {
+      const client = new pg.Client({ connectionString: url });
+      try {
+        await client.connect();
+        return true;
+      } finally {
+        await client.end().catch(() => {});
+      }
+    });
+  await ready();
+  return postgresServer(url, container.port, {
+    stopServer: () => container.stopServer(),
+    startServer: async () => {
+      await container.startServer();
+      await ready();
+    },
+    close: () => container.close(),
+  });
+}
+
+function postgresServer(
+  url: string,
+  port: number,
+  control: { stopServer(): Promise<void>; startServer(): Promise<void>; close(): Promise<void> },
+): PostgresServer {
   const connect = async () => {
     const client = new pg.Client({ connectionString: url });
     await client.connect();
@@ -105,14 +153,11 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
       }
     },
     async restart() {
-      await stop();
-      await start();
+      await control.stopServer();
+      await control.startServer();
     },
-    stopServer: stop,
-    startServer: start,
-    async close() {
-      await stop();
-      rmSync(root, { recursive: true, force: true });
-    },
+    stopServer: () => control.stopServer(),
+    startServer: () => control.startServer(),
+    close: () => control.close(),
   };
 }
