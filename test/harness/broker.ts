@@ -24,6 +24,8 @@ export interface BrokerOptions {
   /** Write extra files into the broker's folder before start (password files, certificates). */
   readonly files?: Record<string, string>;
   readonly scheme?: "mqtt" | "mqtts";
+  /** Listen on this port instead of a free one (local processes only). */
+  readonly port?: number;
 }
 
 /**
@@ -49,7 +51,7 @@ function configLines(options: BrokerOptions, port: number, dir: string, bind: st
 export async function startBroker(options: BrokerOptions = {}): Promise<Broker> {
   if (await useContainers()) return startBrokerContainer(options);
   const dir = mkdtempSync(join(tmpdir(), "tera-cdc-mqtt-"));
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   for (const [name, content] of Object.entries(options.files ?? {})) writeFileSync(join(dir, name), content);
   const lines = configLines(options, port, dir, "127.0.0.1");
   writeFileSync(join(dir, "mosquitto.conf"), `${lines.join("\n")}\n`);

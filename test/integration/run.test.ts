@@ -4,6 +4,7 @@ import { startCdc } from "../harness/cdc.js";
 import { startConsumer } from "../harness/consumer.js";
 import { runCli } from "../harness/cdc.js";
 import { exited } from "../harness/processes.js";
+import { freePort } from "../harness/ports.js";
 import { startPostgres, type PostgresServer } from "../harness/postgres.js";
 import { parseLsn } from "../../src/source/lsn.js";
 
@@ -181,6 +182,32 @@ describe("tera-cdc run", () => {
 });
 
 describe("tera-cdc run start-up errors", () => {
+  it("waits for an unreachable broker with /healthz 503, then streams once it is up", async () => {
+    await pg.query("CREATE TABLE t_late (id_late int PRIMARY KEY)");
+    const port = await freePort();
+    const cdc = await startCdc({
+      databaseUrl: pg.url,
+      mqttUrl: `mqtt://127.0.0.1:${port}`,
+      args: ["--tables", "t_late", "--slot", "slot_late", "--publication", "pub_late"],
+      waitStreaming: false,
+    });
+    await cdc.waitForLog(/broker unreachable.*retrying/);
+    expect((await cdc.health()).status).toBe(503);
+    const late = await startBroker({ port });
+    try {
+      const consumer = await startConsumer(late.url, "module/TeraServer/DatabaseModule/events/late");
+      await pg.query("INSERT INTO t_late VALUES (1)");
+      await cdc.waitForStreaming(60_000);
+      expect((await cdc.health()).body.status).toBe("streaming");
+      const [event] = await consumer.waitForCount(1);
+      expect(event!.object).toEqual({ id_late: 1 });
+      expect(await cdc.stop()).toBe(0);
+      await consumer.close();
+    } finally {
+      await late.close();
+    }
+  }, 120_000);
+
   it("says clearly that wal_level must be logical", async () => {
     const replica = await startPostgres({ walLevel: "replica" });
     try {
