@@ -1,5 +1,6 @@
 import { ConfigError } from "../config.js";
 import { runCommand } from "./run.js";
+import { gatewayCommand } from "./gateway.js";
 import { checkCommand } from "./check.js";
 import { setupCommand } from "./setup.js";
 import { statusCommand } from "./status.js";
@@ -10,6 +11,7 @@ export type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
   run: { run: runCommand, summary: "stream committed changes from PostgreSQL to MQTT until stopped" },
+  gateway: { run: gatewayCommand, summary: "serve the change events to browsers over authenticated WebSockets, with a live page" },
   tail: { run: tailCommand, summary: "print the events on the broker, decoded, one line each (or JSON Lines)" },
   check: { run: checkCommand, summary: "check every database prerequisite; prints the fix for each failure" },
   status: { run: statusCommand, summary: "the slot (active, confirmed LSN, retained WAL), the publication, live figures" },

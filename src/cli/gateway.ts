@@ -1,0 +1,135 @@
+import { readFileSync } from "node:fs";
+import YAML from "yaml";
+import { ConfigError, parseSettings, type SettingSpec } from "../config.js";
+import { createVerifier } from "../gateway/auth.js";
+import { type AccessRules, parseRules, RulesError } from "../gateway/rules.js";
+import { Gateway, type GatewayOptions } from "../gateway/server.js";
+import { buildWebAssets } from "../gateway/web.js";
+import { createLogger, type LogLevel, redactUrl } from "../ops/log.js";
+import { helpText } from "./help.js";
+
+const USAGE = "Usage: tera-cdc gateway --mqtt-url URL --rules FILE (--auth-secret S | --auth-public-key FILE) [flags]";
+const EXAMPLES = [
+  "TERA_CDC_GATEWAY_AUTH_SECRET=$(openssl rand -hex 32) tera-cdc gateway --mqtt-url mqtt://broker:1883 --rules gateway-rules.yaml --port 8080",
+  "tera-cdc gateway --mqtt-url mqtt://broker:1883 --rules rules.yaml --auth-public-key issuer.pem --auth-issuer https://opentera.example --models device,site",
+];
+
+/** Settings of `tera-cdc gateway`. */
+export const GATEWAY_SETTINGS: readonly SettingSpec[] = [
+  { name: "mqtt-url", env: "TERA_CDC_MQTT_URL", kind: { type: "url", schemes: ["mqtt", "mqtts", "ws", "wss", "tcp", "ssl"] }, help: "MQTT broker URL (MQTT 5: the events' lsn/seq are user properties)" },
+  { name: "mqtt-username", env: "TERA_CDC_MQTT_USERNAME", kind: { type: "string" }, help: "broker user name" },
+  { name: "mqtt-password", env: "TERA_CDC_MQTT_PASSWORD", kind: { type: "string" }, help: "broker password", secret: true },
+  { name: "mqtt-ca", env: "TERA_CDC_MQTT_CA", kind: { type: "file" }, help: "CA certificate file for mqtts:// and wss://" },
+  { name: "host", env: "TERA_CDC_GATEWAY_HOST", kind: { type: "string" }, default: "0.0.0.0", help: "address to listen on" },
+  { name: "port", env: "TERA_CDC_GATEWAY_PORT", kind: { type: "int", min: 0, max: 65535 }, default: 8080, help: "HTTP port: the live page at /, the WebSocket at /ws, /healthz" },
+  { name: "auth-secret", env: "TERA_CDC_GATEWAY_AUTH_SECRET", kind: { type: "string" }, help: "HS256 secret of the clients' JWTs (at least 32 bytes)", secret: true },
+  { name: "auth-public-key", env: "TERA_CDC_GATEWAY_AUTH_PUBLIC_KEY", kind: { type: "file" }, help: "PEM public key of the clients' JWTs: RSA (RS256) or EC P-256 (ES256)" },
+  { name: "auth-issuer", env: "TERA_CDC_GATEWAY_AUTH_ISSUER", kind: { type: "string" }, help: "required iss claim" },
+  { name: "auth-audience", env: "TERA_CDC_GATEWAY_AUTH_AUDIENCE", kind: { type: "string" }, help: "required aud claim" },
+  { name: "rules", env: "TERA_CDC_GATEWAY_RULES", kind: { type: "file" }, help: "YAML or JSON file of per-model access rules (docs/gateway.md)" },
+  { name: "models", env: "TERA_CDC_GATEWAY_MODELS", kind: { type: "list" }, help: "models to serve (default: every model in the rules file)" },
+  { name: "ring-events", env: "TERA_CDC_GATEWAY_RING_EVENTS", kind: { type: "int", min: 1, max: 10_000_000 }, default: 100_000, help: "recent events kept for resuming clients, at most" },
+  { name: "ring-bytes", env: "TERA_CDC_GATEWAY_RING_BYTES", kind: { type: "int", min: 1024, max: 8_589_934_592 }, default: 67_108_864, help: "bytes of recent events kept for resuming clients, at most" },
+  { name: "max-client-buffer", env: "TERA_CDC_GATEWAY_MAX_CLIENT_BUFFER", kind: { type: "int", min: 1024, max: 1_073_741_824 }, default: 4_194_304, help: "bytes waiting to be sent to one client before it is disconnected as too slow" },
+  { name: "ping-interval-ms", env: "TERA_CDC_GATEWAY_PING_INTERVAL_MS", kind: { type: "int", min: 100, max: 600_000 }, default: 10_000, help: "ping period; a client that misses one answer is dropped" },
+  { name: "max-keys-per-client", env: "TERA_CDC_GATEWAY_MAX_KEYS_PER_CLIENT", kind: { type: "int", min: 1, max: 100_000_000 }, default: 100_000, help: "object keys remembered per client to route deletes; beyond it the client resyncs" },
+  { name: "session-ttl-ms", env: "TERA_CDC_GATEWAY_SESSION_TTL_MS", kind: { type: "int", min: 0, max: 86_400_000 }, default: 300_000, help: "how long a disconnected client can resume" },
+  { name: "max-sessions", env: "TERA_CDC_GATEWAY_MAX_SESSIONS", kind: { type: "int", min: 1, max: 10_000_000 }, default: 10_000, help: "client sessions kept for resume, at most" },
+  { name: "log-level", env: "TERA_CDC_LOG_LEVEL", kind: { type: "enum", values: ["trace", "debug", "info", "warn", "error", "fatal", "silent"] }, default: "info", help: "log level" },
+];
+
+function loadRules(path: string): AccessRules {
+  let doc: unknown;
+  try {
+    doc = YAML.parse(readFileSync(path, "utf8"));
+  } catch (error) {
+    throw new ConfigError(`setting rules: ${path} is not valid YAML or JSON: ${(error as Error).message.split("\n")[0]}`);
+  }
+  try {
+    return parseRules(doc, path);
+  } catch (error) {
+    if (error instanceof RulesError) throw new ConfigError(`setting rules: ${error.message}`);
+    throw error;
+  }
+}
+
+/** Validated settings -> the gateway's options (ConfigError, exit code 2, on a bad one). */
+export function gatewayConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): { options: Omit<GatewayOptions, "logger" | "web">; logLevel: LogLevel } | "help" {
+  const parsed = parseSettings(GATEWAY_SETTINGS, argv, env);
+  if (parsed.help) return "help";
+  if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": gateway takes only flags`);
+  const v = parsed.values;
+  for (const required of ["mqtt-url", "rules"]) {
+    if (v[required] === undefined) {
+      const spec = GATEWAY_SETTINGS.find((s) => s.name === required)!;
+      throw new ConfigError(`setting ${required} is missing: give --${required} or ${spec.env}`);
+    }
+  }
+  if ((v["auth-secret"] === undefined) === (v["auth-public-key"] === undefined)) {
+    throw new ConfigError("setting auth: give exactly one of --auth-secret (HS256) or --auth-public-key FILE (RS256/ES256)");
+  }
+  let verifier;
+  try {
+    verifier = createVerifier({
+      ...(v["auth-secret"] !== undefined ? { secret: v["auth-secret"] as string } : { publicKeyPem: readFileSync(v["auth-public-key"] as string, "utf8") }),
+      ...(v["auth-issuer"] ? { issuer: v["auth-issuer"] as string } : {}),
+      ...(v["auth-audience"] ? { audience: v["auth-audience"] as string } : {}),
+    });
+  } catch (error) {
+    throw new ConfigError(`setting auth: ${(error as Error).message}`);
+  }
+  const rules = loadRules(v.rules as string);
+  const models = (v.models as string[] | undefined) ?? [...rules.models.keys()];
+  const withoutRules = models.filter((m) => !rules.models.has(m));
+  if (withoutRules.length > 0) throw new ConfigError(`setting models: ${withoutRules.join(", ")} has no rules in ${v.rules as string}: add it under models: or leave it out`);
+  return {
+    options: {
+      mqttUrl: v["mqtt-url"] as string,
+      ...(v["mqtt-username"] ? { mqttUsername: v["mqtt-username"] as string } : {}),
+      ...(v["mqtt-password"] ? { mqttPassword: v["mqtt-password"] as string } : {}),
+      ...(v["mqtt-ca"] ? { mqttCa: readFileSync(v["mqtt-ca"] as string) } : {}),
+      host: v.host as string,
+      port: v.port as number,
+      verifier,
+      rules,
+      models,
+      ringEvents: v["ring-events"] as number,
+      ringBytes: v["ring-bytes"] as number,
+      maxClientBufferBytes: v["max-client-buffer"] as number,
+      pingIntervalMs: v["ping-interval-ms"] as number,
+      maxKeysPerClient: v["max-keys-per-client"] as number,
+      sessionTtlMs: v["session-ttl-ms"] as number,
+      maxSessions: v["max-sessions"] as number,
+    },
+    logLevel: v["log-level"] as LogLevel,
+  };
+}
+
+export async function gatewayCommand(argv: string[]): Promise<number> {
+  const settings = gatewayConfig(argv);
+  if (settings === "help") {
+    process.stdout.write(helpText(USAGE, GATEWAY_SETTINGS, EXAMPLES));
+    return 0;
+  }
+  const logger = createLogger(settings.logLevel);
+  const web = await buildWebAssets();
+  const gateway = new Gateway({ ...settings.options, web, logger });
+  logger.info({ mqttUrl: redactUrl(settings.options.mqttUrl) }, "connecting to the broker");
+  try {
+    await gateway.start();
+  } catch (error) {
+    logger.fatal((error as Error).message.split("\n")[0]);
+    await gateway.stop().catch(() => undefined);
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: string) => {
+      logger.info({ signal }, "stopping");
+      resolve();
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+  });
+  await gateway.stop();
+  return 0;
+}

@@ -1,0 +1,88 @@
+import { type DatabaseEvent, DatabaseEvent_EventType, decodeTeraEvent, unpackAny } from "../messages/index.js";
+import { parseLsn, type Lsn } from "../source/lsn.js";
+
+/** One row change as the gateway keeps and forwards it: one DatabaseEvent with its position. */
+export interface GatewayEvent {
+  /** Commit LSN of the transaction (PostgreSQL spelling) and as a number for comparisons. */
+  readonly lsnText: string;
+  readonly lsn: Lsn;
+  /** Index of the change in its transaction. (lsn, seq) identifies the change. */
+  readonly seq: number;
+  readonly model: string;
+  readonly type: DatabaseEvent_EventType;
+  /** create, update, delete or truncate. */
+  readonly op: string;
+  readonly objectValue: string;
+  readonly object: Readonly<Record<string, unknown>>;
+  readonly headerTopic: string;
+  /** TeraEvent header time, seconds since the epoch (the commit time). */
+  readonly time: number;
+  readonly commitTime: string;
+  readonly table: string;
+  /** Payload size, for the ring buffer's byte bound. */
+  readonly bytes: number;
+}
+
+const OP_OF_TYPE: Record<number, string> = {
+  [DatabaseEvent_EventType.DB_CREATE]: "create",
+  [DatabaseEvent_EventType.DB_UPDATE]: "update",
+  [DatabaseEvent_EventType.DB_DELETE]: "delete",
+};
+
+/** Orders two positions: negative when a is before b. */
+export function comparePositions(a: { lsn: Lsn; seq: number }, b: { lsn: Lsn; seq: number }): number {
+  if (a.lsn !== b.lsn) return a.lsn < b.lsn ? -1 : 1;
+  return a.seq - b.seq;
+}
+
+/**
+ * Splits one broker message of `tera-cdc run` (a TeraEvent holding one or, with --batch-events,
+ * several DatabaseEvents, and the user properties lsn, seq, op, commit-time, table) into row
+ * changes. The n-th DatabaseEvent of a batch has seq = seq property + n. Throws an Error naming
+ * the problem when the message is not such an event (no lsn property: a broker without MQTT 5).
+ */
+export function eventsFromMessage(payload: Uint8Array, properties: Readonly<Record<string, string | string[]>>): GatewayEvent[] {
+  const prop = (name: string): string | undefined => {
+    const v = properties[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  const lsnText = prop("lsn");
+  if (lsnText === undefined) throw new Error("event without the lsn user property: the broker must speak MQTT 5 and the publisher be tera-cdc run");
+  const lsn = parseLsn(lsnText);
+  const firstSeq = Number(prop("seq") ?? "0");
+  if (!Number.isInteger(firstSeq) || firstSeq < 0) throw new Error(`event with a bad seq property ${JSON.stringify(prop("seq"))}`);
+  const decoded = decodeTeraEvent(payload);
+  if (!decoded.ok) throw new Error(`undecodable TeraEvent: ${decoded.error.message}`);
+  const teraEvent = decoded.message;
+  const ops = (prop("op") ?? "").split(",");
+  const out: GatewayEvent[] = [];
+  teraEvent.events.forEach((any, index) => {
+    const unpacked = unpackAny(any);
+    if (unpacked.type !== "DatabaseEvent") throw new Error(`TeraEvent holds a ${unpacked.type}, expected DatabaseEvent`);
+    const db: DatabaseEvent = unpacked.message;
+    let object: Record<string, unknown>;
+    try {
+      const parsed: unknown = JSON.parse(db.objectValue);
+      object = parsed !== null && typeof parsed === "object" && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+    } catch {
+      throw new Error(`DatabaseEvent of ${db.objectType} whose object_value is not JSON`);
+    }
+    const op = ops.length === teraEvent.events.length ? ops[index]! : ops[0] === "truncate" ? "truncate" : (OP_OF_TYPE[db.type] ?? "unknown");
+    out.push({
+      lsnText,
+      lsn,
+      seq: firstSeq + index,
+      model: db.objectType,
+      type: db.type,
+      op,
+      objectValue: db.objectValue,
+      object,
+      headerTopic: teraEvent.header?.topic ?? "",
+      time: teraEvent.header?.time ?? 0,
+      commitTime: prop("commit-time") ?? "",
+      table: prop("table") ?? "",
+      bytes: db.objectValue.length + db.objectType.length + 64,
+    });
+  });
+  return out;
+}

@@ -1,0 +1,428 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+import mqtt, { type MqttClient } from "mqtt";
+import { WebSocket, WebSocketServer } from "ws";
+import { databaseEventTopic, toMqttTopic } from "../messages/index.js";
+import type { Logger } from "../ops/log.js";
+import { formatLsn, parseLsn } from "../source/lsn.js";
+import { SUBPROTOCOL, type TokenVerifier, tokenOfRequest, tokenRefusal } from "./auth.js";
+import { comparePositions, eventsFromMessage, type GatewayEvent } from "./events.js";
+import { eventBinary, eventMeta, PROTOCOL_VERSION, parseClientRequest } from "./frames.js";
+import { EventRing } from "./ring.js";
+import { type AccessRules, type Claims, canSeeModel, visibleModels } from "./rules.js";
+import { ClientView, type Decision } from "./view.js";
+import type { WebAssets } from "./web.js";
+
+export interface GatewayOptions {
+  readonly mqttUrl: string;
+  readonly mqttUsername?: string;
+  readonly mqttPassword?: string;
+  readonly mqttCa?: Buffer;
+  readonly host: string;
+  /** 0 picks a free port (see `port` after start). */
+  readonly port: number;
+  readonly verifier: TokenVerifier;
+  readonly rules: AccessRules;
+  /** Models whose topics are subscribed on the broker. */
+  readonly models: readonly string[];
+  readonly ringEvents: number;
+  readonly ringBytes: number;
+  /** A client with more than this many bytes waiting in its socket is disconnected. */
+  readonly maxClientBufferBytes: number;
+  readonly pingIntervalMs: number;
+  /** Object keys remembered per client for delete decisions; overflow means resync. */
+  readonly maxKeysPerClient: number;
+  /** How long a disconnected client's session (its key memory) is kept for resume. */
+  readonly sessionTtlMs: number;
+  readonly maxSessions: number;
+  readonly web?: WebAssets;
+  readonly logger: Logger;
+}
+
+interface Session {
+  readonly id: string;
+  readonly subject: string;
+  view: ClientView;
+  socket: WebSocket | null;
+  detachedAt: number;
+}
+
+interface Client {
+  readonly socket: WebSocket;
+  readonly session: Session;
+  readonly address: string;
+  alive: boolean;
+  expiry: NodeJS.Timeout | null;
+}
+
+/** WebSocket close codes of the gateway (4000-4999 are the application's). */
+export const CLOSE_CODES = { tokenExpired: 4001, tooSlow: 4008, resyncOverflow: 4009 } as const;
+
+export interface GatewayStats {
+  mqttConnected: boolean;
+  clients: number;
+  sessions: number;
+  events: number;
+  duplicates: number;
+  undecodable: number;
+  framesSent: number;
+  slowDisconnects: number;
+  deadDisconnects: number;
+  refusedTokens: number;
+  resumes: number;
+  resyncs: number;
+}
+
+/**
+ * The WebSocket gateway: subscribes to the model topics on the broker, keeps recent events in a
+ * bounded ring, and forwards each event to the connected clients whose token's rights allow it.
+ */
+export class Gateway {
+  private http: Server | null = null;
+  private wss: WebSocketServer | null = null;
+  private mqtt: MqttClient | null = null;
+  private readonly clients = new Set<Client>();
+  private readonly sessions = new Map<string, Session>();
+  private readonly ring: EventRing;
+  private readonly binaries = new WeakMap<GatewayEvent, Uint8Array>();
+  private pingTimer: NodeJS.Timeout | null = null;
+  private mqttEverConnected = false;
+  /** Newest event taken from the broker (kept apart from the ring, which a gap empties). */
+  private lastPosition: { lsn: bigint; seq: number } | null = null;
+  private listeningPort = 0;
+  readonly stats: GatewayStats = {
+    mqttConnected: false,
+    clients: 0,
+    sessions: 0,
+    events: 0,
+    duplicates: 0,
+    undecodable: 0,
+    framesSent: 0,
+    slowDisconnects: 0,
+    deadDisconnects: 0,
+    refusedTokens: 0,
+    resumes: 0,
+    resyncs: 0,
+  };
+
+  constructor(private readonly options: GatewayOptions) {
+    this.ring = new EventRing(options.ringEvents, options.ringBytes);
+  }
+
+  get port(): number {
+    return this.listeningPort;
+  }
+
+  async start(): Promise<void> {
+    const o = this.options;
+    await this.connectBroker();
+    this.wss = new WebSocketServer({
+      noServer: true,
+      // Browsers send the token as a second subprotocol; only ours is ever echoed back.
+      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+      maxPayload: 64 * 1024,
+    });
+    this.http = createServer((req, res) => this.serveHttp(req, res));
+    this.http.on("upgrade", (req, socket, head) => void this.upgrade(req, socket, head));
+    await new Promise<void>((resolve, reject) => {
+      this.http!.once("error", reject);
+      this.http!.listen(o.port, o.host, () => resolve());
+    });
+    const address = this.http.address();
+    this.listeningPort = typeof address === "object" && address ? address.port : o.port;
+    this.pingTimer = setInterval(() => this.tick(), o.pingIntervalMs);
+    o.logger.info({ host: o.host, port: this.listeningPort, models: o.models, algorithms: o.verifier.algorithms }, "gateway listening");
+  }
+
+  async stop(): Promise<void> {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    for (const client of this.clients) client.socket.terminate();
+    this.wss?.close();
+    await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
+    this.http?.closeAllConnections();
+    await this.mqtt?.endAsync();
+  }
+
+  private async connectBroker(): Promise<void> {
+    const o = this.options;
+    const client = mqtt.connect(o.mqttUrl, {
+      protocolVersion: 5,
+      clean: true,
+      clientId: `tera-cdc-gateway-${randomUUID().slice(0, 8)}`,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      ...(o.mqttUsername ? { username: o.mqttUsername } : {}),
+      ...(o.mqttPassword ? { password: o.mqttPassword } : {}),
+      ...(o.mqttCa ? { ca: o.mqttCa } : {}),
+    });
+    this.mqtt = client;
+    const topics = o.models.map((model) => toMqttTopic(databaseEventTopic(model)));
+    client.on("connect", () => {
+      this.stats.mqttConnected = true;
+      if (this.mqttEverConnected) {
+        // A clean session: whatever was published while we were away never reaches us, so the
+        // ring cannot vouch for continuity and every client must rebuild its view.
+        o.logger.warn("broker connection restored; events published meanwhile are lost to the gateway: clients resync");
+        this.ring.markGap();
+        for (const c of this.clients) this.sendResync(c, "the gateway lost its broker connection and may have missed events");
+      }
+      this.mqttEverConnected = true;
+      client.subscribe(topics, { qos: 1 }, (error) => {
+        if (error) o.logger.error(`subscribing to ${topics.join(", ")} failed: ${error.message}`);
+        else o.logger.info({ topics }, "subscribed");
+      });
+    });
+    client.on("close", () => {
+      if (this.stats.mqttConnected) o.logger.warn("broker connection lost; reconnecting");
+      this.stats.mqttConnected = false;
+    });
+    client.on("error", (error) => o.logger.warn(`broker: ${error.message}`));
+    client.on("message", (topic, payload, packet) => this.onBrokerMessage(topic, payload, (packet.properties?.userProperties ?? {}) as Record<string, string | string[]>));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`broker ${o.mqttUrl.replace(/\/\/[^@]*@/, "//")} not reachable within 30 s: check --mqtt-url`)), 30_000);
+      client.once("connect", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private onBrokerMessage(topic: string, payload: Buffer, properties: Record<string, string | string[]>): void {
+    let events: GatewayEvent[];
+    try {
+      events = eventsFromMessage(payload, properties);
+    } catch (error) {
+      this.stats.undecodable++;
+      this.options.logger.warn({ topic }, `event dropped: ${(error as Error).message}`);
+      return;
+    }
+    for (const event of events) {
+      // tera-cdc resends from its confirmed LSN after a restart, and QoS 1 may duplicate: the
+      // stream is in commit order, so anything not after the newest event is a repeat.
+      if (this.lastPosition && comparePositions(event, this.lastPosition) <= 0) {
+        this.stats.duplicates++;
+        continue;
+      }
+      this.lastPosition = event;
+      this.ring.push(event);
+      this.stats.events++;
+      for (const client of this.clients) this.deliver(client, client.session.view.decide(event));
+    }
+  }
+
+  /** Sends one decision's frames, or disconnects a client that does not read fast enough. */
+  private deliver(client: Client, decision: Decision): void {
+    if (decision.send === null && !decision.resyncFirst) return;
+    const socket = client.socket;
+    if (socket.readyState !== WebSocket.OPEN) return;
+    if (socket.bufferedAmount > this.options.maxClientBufferBytes) {
+      this.stats.slowDisconnects++;
+      this.options.logger.warn({ client: client.address, subject: client.session.subject, bufferedBytes: socket.bufferedAmount }, "client too slow: disconnected");
+      // close() would queue its frame behind the backlog; terminate frees the memory now.
+      socket.terminate();
+      return;
+    }
+    if (decision.resyncFirst) {
+      this.stats.resyncs++;
+      socket.send(JSON.stringify({ type: "resync", reason: "the client was shown more objects than the gateway remembers per client" }));
+    }
+    const event = decision.send;
+    if (!event) return;
+    let binary = decision.leftView ? undefined : this.binaries.get(event);
+    if (!binary) {
+      binary = eventBinary(event);
+      if (!decision.leftView) this.binaries.set(event, binary);
+    }
+    socket.send(eventMeta(event, decision.leftView));
+    socket.send(binary);
+    this.stats.framesSent += 2;
+  }
+
+  private sendResync(client: Client, reason: string): void {
+    this.stats.resyncs++;
+    client.session.view.reset();
+    if (client.socket.readyState === WebSocket.OPEN) client.socket.send(JSON.stringify({ type: "resync", reason }));
+  }
+
+  private positionFrame(): string | null {
+    const newest = this.ring.newest;
+    return newest ? JSON.stringify({ type: "position", lsn: newest.lsnText, seq: newest.seq }) : null;
+  }
+
+  private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const address = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    const refuse = (status: number, reason: string) => {
+      this.stats.refusedTokens++;
+      this.options.logger.info({ client: address }, `connection refused: ${reason}`);
+      socket.end(`HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : "Not Found"}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${reason}\n`);
+    };
+    if (new URL(req.url ?? "/", "http://gateway").pathname !== "/ws") return refuse(404, "WebSocket endpoint is /ws");
+    const token = tokenOfRequest(req.url, req.headers["sec-websocket-protocol"]);
+    if (!token) return refuse(401, `no token: pass ?token=<jwt> or the subprotocols ${SUBPROTOCOL}, bearer.<jwt>`);
+    let claims: Claims;
+    try {
+      claims = await this.options.verifier.verify(token);
+    } catch (error) {
+      return refuse(401, tokenRefusal(error));
+    }
+    this.wss!.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, claims, address));
+  }
+
+  private onConnection(socket: WebSocket, claims: Claims, address: string): void {
+    const o = this.options;
+    const subject = typeof claims.sub === "string" ? claims.sub : "";
+    const session: Session = { id: randomUUID(), subject, view: new ClientView(o.rules, claims, o.maxKeysPerClient), socket, detachedAt: 0 };
+    this.addSession(session);
+    const client: Client = { socket, session, address, alive: true, expiry: null };
+    this.clients.add(client);
+    this.stats.clients = this.clients.size;
+    if (typeof claims.exp === "number") {
+      const ms = Math.min(claims.exp * 1000 - Date.now(), 2_147_483_647);
+      client.expiry = setTimeout(() => socket.close(CLOSE_CODES.tokenExpired, "token expired"), Math.max(ms, 0));
+    }
+    socket.on("pong", () => (client.alive = true));
+    socket.on("message", (data, isBinary) => {
+      if (isBinary) return this.sendError(client, "binary frames are not requests: send JSON text frames");
+      this.onRequest(client, data.toString());
+    });
+    socket.on("close", () => {
+      this.clients.delete(client);
+      this.stats.clients = this.clients.size;
+      if (client.expiry) clearTimeout(client.expiry);
+      if (session.socket === socket) {
+        session.socket = null;
+        session.detachedAt = Date.now();
+      }
+    });
+    socket.on("error", (error) => o.logger.debug({ client: address }, `socket error: ${error.message}`));
+    const keys = Object.fromEntries(visibleModels(o.rules, claims).map((m) => [m, o.rules.models.get(m)!.keys]));
+    const newest = this.ring.newest;
+    socket.send(
+      JSON.stringify({
+        type: "hello",
+        protocol: PROTOCOL_VERSION,
+        session: session.id,
+        subject,
+        models: keys,
+        pingIntervalMs: o.pingIntervalMs,
+        position: newest ? { lsn: newest.lsnText, seq: newest.seq } : null,
+      }),
+    );
+    o.logger.info({ client: address, subject, session: session.id }, "client connected");
+  }
+
+  private onRequest(client: Client, text: string): void {
+    const request = parseClientRequest(text);
+    if (typeof request === "string") return this.sendError(client, request);
+    const view = client.session.view;
+    if (request.type === "unsubscribe") {
+      for (const m of request.models) view.models.delete(m);
+      client.socket.send(JSON.stringify({ type: "unsubscribed", models: request.models }));
+      return;
+    }
+    const denied = request.models.filter((m) => !canSeeModel(this.options.rules, view.claims, m));
+    if (denied.length > 0) return this.sendError(client, `not allowed to see model ${denied.join(", ")}: the token's claims do not meet its rules`);
+    const unknown = request.models.filter((m) => !this.options.models.includes(m));
+    if (unknown.length > 0) return this.sendError(client, `model ${unknown.join(", ")} is not served by this gateway`);
+    let resumed: number | null = null;
+    if (request.after) {
+      let lsn: bigint;
+      try {
+        lsn = parseLsn(request.after.lsn);
+      } catch (error) {
+        return this.sendError(client, `after.lsn: ${(error as Error).message}`);
+      }
+      const earlier = request.session ? this.sessions.get(request.session) : undefined;
+      const missed = this.ring.after({ lsn, seq: request.after.seq });
+      const reason =
+        earlier === undefined || earlier === client.session
+          ? "unknown session: the gateway restarted or forgot it"
+          : earlier.subject !== client.session.subject
+            ? "the session belongs to another subject"
+            : missed === null
+              ? `position ${request.after.lsn}/${request.after.seq} is no longer held by the gateway`
+              : null;
+      for (const m of request.models) view.models.add(m);
+      if (reason === null && earlier && missed) {
+        if (earlier.socket) earlier.socket.terminate();
+        view.adoptMemory(earlier.view);
+        this.sessions.delete(earlier.id);
+        this.stats.resumes++;
+        resumed = 0;
+        for (const event of missed) {
+          const decision = view.decide(event);
+          if (decision.send && decision.send.model && request.models.includes(decision.send.model)) resumed++;
+          this.deliver(client, decision);
+        }
+      } else {
+        this.sendResync(client, reason ?? "cannot resume");
+      }
+    } else {
+      for (const m of request.models) view.models.add(m);
+    }
+    if (client.socket.readyState !== WebSocket.OPEN) return;
+    client.socket.send(JSON.stringify({ type: "subscribed", models: [...view.models], resumed }));
+    const position = this.positionFrame();
+    if (position) client.socket.send(position);
+  }
+
+  private sendError(client: Client, message: string): void {
+    if (client.socket.readyState === WebSocket.OPEN) client.socket.send(JSON.stringify({ type: "error", message }));
+  }
+
+  private addSession(session: Session): void {
+    this.sessions.set(session.id, session);
+    if (this.sessions.size > this.options.maxSessions) {
+      // Map order is insertion order: the first detached one is the oldest.
+      for (const [id, s] of this.sessions) {
+        if (s.socket === null) {
+          this.sessions.delete(id);
+          break;
+        }
+      }
+    }
+    this.stats.sessions = this.sessions.size;
+  }
+
+  /** Every ping interval: drop clients that did not answer the last ping, ping the rest, expire sessions. */
+  private tick(): void {
+    const position = this.positionFrame();
+    for (const client of this.clients) {
+      if (!client.alive) {
+        this.stats.deadDisconnects++;
+        this.options.logger.info({ client: client.address, subject: client.session.subject }, "client did not answer the ping: disconnected");
+        client.socket.terminate();
+        continue;
+      }
+      client.alive = false;
+      client.socket.ping();
+      if (position && client.socket.bufferedAmount <= this.options.maxClientBufferBytes) client.socket.send(position);
+    }
+    const cutoff = Date.now() - this.options.sessionTtlMs;
+    for (const [id, s] of this.sessions) if (s.socket === null && s.detachedAt < cutoff) this.sessions.delete(id);
+    this.stats.sessions = this.sessions.size;
+  }
+
+  private serveHttp(req: IncomingMessage, res: ServerResponse): void {
+    const path = new URL(req.url ?? "/", "http://gateway").pathname;
+    if (path === "/healthz") {
+      const newest = this.ring.newest;
+      const body = {
+        ...this.stats,
+        ring: { events: this.ring.size, bytes: this.ring.totalBytes, newest: newest ? { lsn: formatLsn(newest.lsn), seq: newest.seq } : null },
+      };
+      res.writeHead(this.stats.mqttConnected ? 200 : 503, { "content-type": "application/json" });
+      res.end(JSON.stringify(body));
+      return;
+    }
+    const asset = this.options.web?.get(path === "/" ? "/index.html" : path);
+    if (req.method === "GET" && asset) {
+      res.writeHead(200, { "content-type": asset.contentType, "cache-control": "no-cache" });
+      res.end(asset.body);
+      return;
+    }
+    res.writeHead(404, { "content-type": "text/plain" });
+    res.end("not found: the live page is at /, the WebSocket at /ws, health at /healthz\n");
+  }
+}

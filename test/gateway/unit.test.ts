@@ -1,0 +1,142 @@
+import { describe, expect, it } from "vitest";
+import { tokenOfRequest } from "../../src/gateway/auth.js";
+import { eventsFromMessage, type GatewayEvent } from "../../src/gateway/events.js";
+import { eventBinary, eventMeta, parseClientRequest } from "../../src/gateway/frames.js";
+import { EventRing } from "../../src/gateway/ring.js";
+import { canSeeModel, canSeeRow, parseRules, RulesError, visibleModels } from "../../src/gateway/rules.js";
+import { ClientView } from "../../src/gateway/view.js";
+import { DatabaseEvent_EventType, decodeTeraMessage, encodeDatabaseTeraEvent, unpackAny } from "../../src/messages/index.js";
+import { parseLsn } from "../../src/source/lsn.js";
+
+const RULES = parseRules({
+  models: {
+    device: { rows: [{ column: "id_site", "in-claim": "sites" }], "all-rows-if": [{ claim: "role", equals: "admin" }] },
+    user: { rows: [{ column: "id_user", "equals-claim": "sub" }] },
+    audit: { require: [{ claim: "scope", includes: "audit:read" }] },
+  },
+});
+
+let seqCounter = 0;
+function event(op: "create" | "update" | "delete" | "truncate", object: Record<string, unknown>, model = "device"): GatewayEvent {
+  const type = { create: DatabaseEvent_EventType.DB_CREATE, update: DatabaseEvent_EventType.DB_UPDATE, delete: DatabaseEvent_EventType.DB_DELETE, truncate: DatabaseEvent_EventType.DB_DELETE }[op];
+  const objectValue = JSON.stringify(object);
+  const seq = seqCounter++;
+  return { lsnText: "0/100", lsn: 0x100n, seq, model, type, op, objectValue, object, headerTopic: `module.TeraServer.DatabaseModule.events.${model}`, time: 1, commitTime: "", table: "public.t", bytes: 100 };
+}
+
+describe("access rules", () => {
+  it("gives models by require conditions and rows by claim rules", () => {
+    const site1 = { sub: "7", sites: [1] };
+    expect(visibleModels(RULES, site1)).toEqual(["device", "user"]);
+    expect(canSeeModel(RULES, { scope: "a audit:read" }, "audit")).toBe(true);
+    expect(canSeeModel(RULES, site1, "unlisted")).toBe(false);
+    expect(canSeeRow(RULES, site1, "device", { id_device: 1, id_site: 1 })).toBe(true);
+    expect(canSeeRow(RULES, { sites: ["1"] }, "device", { id_device: 1, id_site: 1 })).toBe(true);
+    expect(canSeeRow(RULES, site1, "device", { id_device: 1, id_site: 2 })).toBe(false);
+    expect(canSeeRow(RULES, site1, "device", { id_device: 1 })).toBe(false);
+    expect(canSeeRow(RULES, site1, "device", { id_device: 1, id_site: null })).toBe(false);
+    expect(canSeeRow(RULES, { role: "admin" }, "device", { id_device: 1, id_site: 9 })).toBe(true);
+    expect(canSeeRow(RULES, site1, "user", { id_user: 7 })).toBe(true);
+    expect(canSeeRow(RULES, site1, "user", { id_user: 8 })).toBe(false);
+  });
+
+  it("refuses a bad rules file with a message naming the place", () => {
+    expect(() => parseRules({ models: { device: { rows: [{ column: "id_site" }] } } }, "r.yaml")).toThrow(/r.yaml: models.device.rows\[0\] needs exactly one of/);
+    expect(() => parseRules({ models: { device: { row: [] } } })).toThrow(RulesError);
+    expect(() => parseRules({ models: {} })).toThrow(/name at least one model/);
+  });
+});
+
+describe("client view", () => {
+  it("sends deletes only of objects the client was shown, and a keys-only delete when a row leaves its rights", () => {
+    const view = new ClientView(RULES, { sites: [1] }, 100);
+    view.models.add("device");
+    expect(view.decide(event("create", { id_device: 1, id_site: 1, name: "a" })).send?.objectValue).toContain('"name":"a"');
+    expect(view.decide(event("create", { id_device: 2, id_site: 2, name: "secret" })).send).toBeNull();
+    expect(view.decide(event("delete", { id_device: 2 })).send).toBeNull();
+    expect(view.decide(event("delete", { id_device: 1 })).send?.object).toEqual({ id_device: 1 });
+    view.decide(event("create", { id_device: 3, id_site: 1, name: "c" }));
+    const moved = view.decide(event("update", { id_device: 3, id_site: 2, name: "moved" }));
+    expect(moved.leftView).toBe(true);
+    expect(moved.send?.objectValue).toBe('{"id_device":3}');
+    expect(moved.send?.type).toBe(DatabaseEvent_EventType.DB_DELETE);
+    expect(view.decide(event("update", { id_device: 3, id_site: 2, name: "again" })).send).toBeNull();
+    // A delete that carries the rule column (REPLICA IDENTITY FULL) is decided by the rules.
+    expect(view.decide(event("delete", { id_device: 9, id_site: 1 })).send).not.toBeNull();
+    expect(view.decide(event("delete", { id_device: 9, id_site: 2 })).send).toBeNull();
+  });
+
+  it("asks for a resync instead of forgetting keys when its memory is full", () => {
+    const view = new ClientView(RULES, { sites: [1] }, 2);
+    view.models.add("device");
+    expect(view.decide(event("create", { id_device: 1, id_site: 1 })).resyncFirst).toBe(false);
+    expect(view.decide(event("create", { id_device: 2, id_site: 1 })).resyncFirst).toBe(false);
+    const third = view.decide(event("create", { id_device: 3, id_site: 1 }));
+    expect(third.resyncFirst).toBe(true);
+    expect(third.send).not.toBeNull();
+    expect(view.rememberedKeys).toBe(1);
+  });
+
+  it("ignores models the client did not subscribe to", () => {
+    const view = new ClientView(RULES, { sub: "7", sites: [1] }, 10);
+    view.models.add("device");
+    expect(view.decide(event("create", { id_user: 7 }, "user")).send).toBeNull();
+  });
+});
+
+describe("event ring", () => {
+  const at = (lsn: bigint, seq: number): GatewayEvent => ({ ...event("create", { id_device: seq, id_site: 1 }), lsn, lsnText: "", seq });
+
+  it("resumes only from a position it can vouch for", () => {
+    const ring = new EventRing(3, 1_000_000);
+    for (const e of [at(10n, 0), at(10n, 1), at(20n, 0), at(30n, 0)]) ring.push(e);
+    expect(ring.size).toBe(3);
+    expect(ring.after({ lsn: 10n, seq: 1 })?.map((e) => [e.lsn, e.seq])).toEqual([[20n, 0], [30n, 0]]);
+    expect(ring.after({ lsn: 20n, seq: 0 })?.length).toBe(1);
+    expect(ring.after({ lsn: 30n, seq: 0 })).toEqual([]);
+    expect(ring.after({ lsn: 10n, seq: 0 })?.length).toBe(3); // the dropped event itself was seen: all after it is held
+    expect(ring.after({ lsn: 5n, seq: 0 })).toBeNull(); // (10,0) was dropped after it
+    expect(ring.after({ lsn: 40n, seq: 0 })).toBeNull(); // never handed out
+    ring.markGap();
+    expect(ring.after({ lsn: 30n, seq: 0 })).toBeNull();
+  });
+
+  it("is bounded by bytes too", () => {
+    const ring = new EventRing(1000, 250);
+    for (let i = 0; i < 10; i++) ring.push(at(BigInt(i + 1), 0));
+    expect(ring.totalBytes).toBeLessThanOrEqual(250);
+    expect(ring.size).toBe(2);
+  });
+});
+
+describe("frames", () => {
+  it("splits a batched TeraEvent into one OpenTera TeraMessage frame per row, seq counting from the property", () => {
+    const payload = encodeDatabaseTeraEvent("module.TeraServer.DatabaseModule.events.device", 1700000000.5, [
+      { type: DatabaseEvent_EventType.DB_CREATE, objectType: "device", objectValue: '{"id_device":1,"id_site":1}' },
+      { type: DatabaseEvent_EventType.DB_UPDATE, objectType: "device", objectValue: '{"id_device":2,"id_site":1}' },
+    ]);
+    const events = eventsFromMessage(payload, { lsn: "0/16B3748", seq: "4", op: "create,update", "commit-time": "2024-01-01T00:00:00.000001Z", table: "public.t_devices", count: "2" });
+    expect(events.map((e) => [e.seq, e.op, e.lsn])).toEqual([[4, "create", parseLsn("0/16B3748")], [5, "update", parseLsn("0/16B3748")]]);
+    expect(JSON.parse(eventMeta(events[1]!, false))).toEqual({ type: "event", lsn: "0/16B3748", seq: 5, model: "device", op: "update", commitTime: "2024-01-01T00:00:00.000001Z", table: "public.t_devices" });
+    const message = decodeTeraMessage(eventBinary(events[1]!));
+    expect(message.ok).toBe(true);
+    const outer = unpackAny(message.ok ? message.message.message! : (undefined as never));
+    expect(outer.type).toBe("TeraEvent");
+    if (outer.type !== "TeraEvent") return;
+    expect(outer.message.header?.topic).toBe("module.TeraServer.DatabaseModule.events.device");
+    expect(outer.message.header?.time).toBe(1700000000.5);
+    expect(outer.message.events).toHaveLength(1);
+    const inner = unpackAny(outer.message.events[0]!);
+    expect(inner.type === "DatabaseEvent" && inner.message.objectValue).toBe('{"id_device":2,"id_site":1}');
+    expect(() => eventsFromMessage(payload, {})).toThrow(/lsn user property/);
+  });
+
+  it("validates client requests and reads the token from the subprotocol or the query", () => {
+    expect(parseClientRequest('{"type":"subscribe","models":["device"],"after":{"lsn":"0/1","seq":2},"session":"s"}')).toEqual({ type: "subscribe", models: ["device"], after: { lsn: "0/1", seq: 2 }, session: "s" });
+    expect(parseClientRequest('{"type":"subscribe","models":[]}')).toMatch(/non-empty list/);
+    expect(parseClientRequest("nope")).toMatch(/not JSON/);
+    expect(tokenOfRequest("/ws", "tera-cdc.v1, bearer.abc.def.ghi")).toBe("abc.def.ghi");
+    expect(tokenOfRequest("/ws?token=xyz", undefined)).toBe("xyz");
+    expect(tokenOfRequest("/ws", "tera-cdc.v1")).toBeUndefined();
+  });
+});

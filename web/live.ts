@@ -1,0 +1,251 @@
+/**
+ * The live page: one model's rows as a table, updated from the tera-cdc gateway. It decodes the
+ * binary frames with the project's own message code (src/messages, bundled by esbuild when the
+ * gateway starts). Protocol: docs/gateway.md.
+ */
+import { DatabaseEvent_EventType, decodeTeraMessage, unpackAny } from "../src/messages/index.js";
+
+interface Position {
+  lsn: string;
+  seq: number;
+}
+interface EventMeta extends Position {
+  type: "event";
+  model: string;
+  op: string;
+  commitTime: string;
+  table: string;
+  leftView?: true;
+}
+/** What the page shows, for tests and curious users: window.teraLive. */
+interface LiveState {
+  state: string;
+  changes: number;
+  position: Position | null;
+  /** Each change once it is in the DOM and a frame was painted: key, op, position, time (ms since epoch). */
+  applied: { key: string; op: string; lsn: string; seq: number; at: number }[];
+  resyncs: number;
+}
+
+const params = new URLSearchParams(location.hash.slice(1) || location.search.slice(1));
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const banner = $("banner");
+const live: LiveState = { state: "idle", changes: 0, position: null, applied: [], resyncs: 0 };
+(window as unknown as { teraLive: LiveState }).teraLive = live;
+
+let token = params.get("token") ?? "";
+let model = params.get("model") ?? "";
+let keyColumns: string[] = [];
+const columns: string[] = [];
+const rows = new Map<string, HTMLTableRowElement>();
+let session: string | null = null;
+let pendingMeta: EventMeta | null = null;
+let lastCommit = 0;
+let retryMs = 500;
+let socket: WebSocket | null = null;
+
+function setState(state: string, text: string): void {
+  live.state = state;
+  banner.dataset.state = state;
+  $("state").textContent = text;
+}
+
+function showPosition(): void {
+  $("position").textContent = live.position ? `position ${live.position.lsn} #${live.position.seq}` : "position –";
+  $("count").textContent = `${live.changes} change${live.changes === 1 ? "" : "s"}`;
+}
+
+let lastLagMs = 0;
+function showLag(): void {
+  if (lastCommit === 0) return;
+  const ago = Math.round((Date.now() - lastCommit) / 1000);
+  $("lag").textContent = `lag ${lastLagMs} ms` + (ago >= 2 ? ` · last change ${ago} s ago` : "");
+}
+setInterval(showLag, 1000);
+
+function keyOf(object: Record<string, unknown>): string {
+  return JSON.stringify(keyColumns.map((c) => object[c] ?? null));
+}
+
+function ensureColumns(object: Record<string, unknown>): void {
+  let added = false;
+  for (const name of Object.keys(object)) {
+    if (!columns.includes(name)) {
+      columns.push(name);
+      added = true;
+    }
+  }
+  if (!added) return;
+  const head = document.querySelector("#rows thead tr")!;
+  head.replaceChildren(...columns.map((c) => Object.assign(document.createElement("th"), { textContent: c })));
+  for (const row of rows.values()) {
+    while (row.cells.length < columns.length) row.insertCell().dataset.col = columns[row.cells.length - 1];
+  }
+}
+
+function text(value: unknown): string {
+  if (value === null || value === undefined) return "";
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
+function restartAnimation(element: HTMLElement, className: string): void {
+  element.classList.remove(className);
+  void element.offsetWidth; // so that the same class plays its animation again
+  element.classList.add(className);
+}
+
+function upsert(object: Record<string, unknown>): string {
+  ensureColumns(object);
+  const key = keyOf(object);
+  let row = rows.get(key);
+  if (!row) {
+    row = document.createElement("tr");
+    row.dataset.key = key;
+    for (const c of columns) {
+      const cell = row.insertCell();
+      cell.dataset.col = c;
+      cell.textContent = text(object[c]);
+    }
+    (document.querySelector("#rows tbody") as HTMLTableSectionElement).append(row);
+    rows.set(key, row);
+    restartAnimation(row, "new");
+    return key;
+  }
+  columns.forEach((c, i) => {
+    if (!(c in object)) return; // unchanged TOAST columns are left out of updates
+    const cell = row!.cells[i]!;
+    const value = text(object[c]);
+    if (cell.textContent !== value) {
+      cell.textContent = value;
+      restartAnimation(cell, "flash");
+    }
+  });
+  return key;
+}
+
+function remove(object: Record<string, unknown>): string {
+  const key = keyOf(object);
+  rows.get(key)?.remove();
+  rows.delete(key);
+  return key;
+}
+
+function clearTable(): void {
+  for (const row of rows.values()) row.remove();
+  rows.clear();
+}
+
+function updateEmpty(): void {
+  $("empty").hidden = rows.size > 0;
+}
+
+function apply(meta: EventMeta, bytes: Uint8Array): void {
+  const message = decodeTeraMessage(bytes);
+  if (!message.ok || !message.message.message) throw new Error(`undecodable frame: ${message.ok ? "empty" : message.error.message}`);
+  const outer = unpackAny(message.message.message);
+  if (outer.type !== "TeraEvent") throw new Error(`frame holds ${outer.type}, expected TeraEvent`);
+  for (const any of outer.message.events) {
+    const inner = unpackAny(any);
+    if (inner.type !== "DatabaseEvent" || inner.message.objectType !== model) continue;
+    const object = JSON.parse(inner.message.objectValue) as Record<string, unknown>;
+    let key = "";
+    if (meta.op === "truncate") clearTable();
+    else if (inner.message.type === DatabaseEvent_EventType.DB_DELETE) key = remove(object);
+    else key = upsert(object);
+    live.changes++;
+    const position = { lsn: meta.lsn, seq: meta.seq };
+    live.position = position;
+    lastCommit = Date.parse(meta.commitTime) || Date.now();
+    lastLagMs = Math.max(0, Date.now() - lastCommit);
+    showLag();
+    updateEmpty();
+    showPosition();
+    const record = { key, op: meta.leftView ? "left-view" : meta.op, lsn: meta.lsn, seq: meta.seq, at: 0 };
+    // Recorded in the next animation frame: the change has then been laid out and painted.
+    requestAnimationFrame(() => {
+      record.at = Date.now();
+      live.applied.push(record);
+    });
+  }
+}
+
+function connect(): void {
+  setState(session ? "reconnecting" : "connecting", session ? "reconnecting…" : "connecting…");
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/ws`, ["tera-cdc.v1", `bearer.${token}`]);
+  socket = ws;
+  ws.binaryType = "arraybuffer";
+  ws.onmessage = (message) => {
+    if (typeof message.data !== "string") {
+      if (pendingMeta) apply(pendingMeta, new Uint8Array(message.data as ArrayBuffer));
+      pendingMeta = null;
+      return;
+    }
+    const frame = JSON.parse(message.data) as { type: string } & Record<string, unknown>;
+    switch (frame.type) {
+      case "hello": {
+        const models = frame.models as Record<string, string[]>;
+        if (!models[model]) {
+          $("notice").textContent = `This token may not see model "${model}" (it may see: ${Object.keys(models).join(", ") || "nothing"}).`;
+          setState("error", "not allowed");
+          ws.close();
+          return;
+        }
+        keyColumns = models[model]!;
+        const previous = session;
+        session = frame.session as string;
+        const after = previous && live.position ? { after: live.position, session: previous } : {};
+        if (!live.position && frame.position) live.position = frame.position as Position;
+        ws.send(JSON.stringify({ type: "subscribe", models: [model], ...after }));
+        break;
+      }
+      case "subscribed":
+        retryMs = 500;
+        setState("live", frame.resumed === null || frame.resumed === undefined ? "live" : `live (resumed, ${frame.resumed} missed changes)`);
+        break;
+      case "event":
+        pendingMeta = frame as unknown as EventMeta;
+        break;
+      case "position":
+        live.position = { lsn: frame.lsn as string, seq: frame.seq as number };
+        showPosition();
+        break;
+      case "resync":
+        live.resyncs++;
+        clearTable();
+        updateEmpty();
+        $("notice").textContent = `Resynced: ${frame.reason as string}. Rows reappear as they change.`;
+        break;
+      case "error":
+        $("notice").textContent = `Gateway: ${frame.message as string}`;
+        break;
+    }
+  };
+  ws.onclose = (event) => {
+    if (socket !== ws) return;
+    if (event.code === 4001) {
+      setState("expired", "token expired: reload with a new token");
+      return;
+    }
+    if (live.state === "error") return;
+    setState("reconnecting", `disconnected (${event.code}${event.reason ? ` ${event.reason}` : ""}); retrying in ${retryMs / 1000} s`);
+    setTimeout(connect, retryMs);
+    retryMs = Math.min(retryMs * 2, 10_000);
+  };
+}
+
+$("model").textContent = model || "–";
+if (!token || !model) {
+  const form = $<HTMLFormElement>("login");
+  form.hidden = false;
+  form.onsubmit = (event) => {
+    event.preventDefault();
+    token = ($("token-input") as HTMLInputElement).value.trim();
+    model = ($("model-input") as HTMLInputElement).value.trim();
+    $("model").textContent = model;
+    form.hidden = true;
+    connect();
+  };
+} else {
+  connect();
+}
