@@ -1,29 +1,45 @@
 import { ConfigError, parseSettings, RUN_SETTINGS } from "../config.js";
 import type { OversizeRule } from "../pipeline.js";
 import { createLogger, type LogLevel } from "../ops/log.js";
+import { embeddedBanner, type EmbeddedServices, startEmbeddedServices } from "../embedded/index.js";
+import { mergePreset, type PresetName, presetTables } from "../preset/index.js";
 import { CdcService, type ServiceConfig } from "../service.js";
 import { parseTableRef } from "../source/setup.js";
 import { helpText } from "./help.js";
 
-const USAGE = "Usage: tera-cdc run --database-url URL --mqtt-url URL [--tables t1,t2] [flags]";
+const USAGE = `Usage: tera-cdc run [--database-url URL] [--mqtt-url URL] [--tables t1,t2] [--preset opentera] [flags]
+
+Without --database-url it starts an embedded PostgreSQL 15 with the sample OpenTera database (data
+in --data-dir, preset opentera); without --mqtt-url, an embedded MQTT broker. It prints their URLs.`;
 const EXAMPLES = [
+  "tera-cdc run   (what npm start runs: embedded PostgreSQL and broker, nothing else needed)",
+  "tera-cdc run --preset opentera --database-url postgres://tera_cdc@db/opentera --mqtt-url mqtt://broker:1883",
   "tera-cdc run --database-url postgres://cdc@db/opentera --mqtt-url mqtt://broker:1883 --tables t_devices,t_users",
   "TERA_CDC_DATABASE_URL=postgres://cdc@db/app TERA_CDC_MQTT_URL=mqtts://broker:8883 tera-cdc run --mqtt-ca ca.pem",
   "tera-cdc run --config tera-cdc.yaml --health-port 8080",
 ];
 
-/** Turns validated settings into the service's configuration (exit code 2 on a bad value). */
-export function runConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): { config: ServiceConfig; logLevel: LogLevel } | "help" {
+/** What `run` starts itself because no URL was configured for it (src/embedded). */
+export interface EmbeddedRequest {
+  readonly database: boolean;
+  readonly broker: boolean;
+  readonly dataDir: string;
+}
+
+/**
+ * Turns validated settings into the service's configuration (exit code 2 on a bad value).
+ * A URL that `embedded` says is started by `run` itself is empty here and filled in by runCommand.
+ */
+export function runConfig(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): { config: ServiceConfig; logLevel: LogLevel; embedded: EmbeddedRequest; preset?: PresetName } | "help" {
   const parsed = parseSettings(RUN_SETTINGS, argv, env);
   if (parsed.help) return "help";
   if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": run takes only flags`);
   const v = parsed.values;
-  for (const required of ["database-url", "mqtt-url"]) {
-    if (v[required] === undefined) {
-      const spec = RUN_SETTINGS.find((s) => s.name === required)!;
-      throw new ConfigError(`setting ${required} is missing: give --${required} or ${spec.env}`);
-    }
-  }
+  // No URL: `run` starts an embedded PostgreSQL or broker (`npm start` on a fresh machine).
+  const embedded: EmbeddedRequest = { database: v["database-url"] === undefined, broker: v["mqtt-url"] === undefined, dataDir: v["data-dir"] as string };
   // A client certificate is useless without its key and the other way round.
   for (const [given, needed] of [["mqtt-cert", "mqtt-key"], ["mqtt-key", "mqtt-cert"]] as const) {
     if (v[given] !== undefined && v[needed] === undefined) {
@@ -41,9 +57,23 @@ export function runConfig(argv: string[], env: NodeJS.ProcessEnv = process.env):
       throw new ConfigError(`setting tables: ${name} has settings but is not in the table list: add it to tables`);
     }
   }
+  let tableSettings = parsed.tableSettings;
+  // The embedded database holds the sample OpenTera schema: its preset unless tables are given.
+  const preset = (v.preset as PresetName | undefined) ?? (embedded.database && !tables ? "opentera" : undefined);
+  if (preset) {
+    const selection = mergePreset(presetTables(preset), {
+      tables: tables?.map((t) => `${t.schema}.${t.table}`),
+      // A `tables:` mapping of settings adds to the preset; a list (flag, env or file) selects.
+      tablesReplacePreset:
+        argv.some((a) => a === "--tables" || a.startsWith("--tables=")) || Boolean(env.TERA_CDC_TABLES) || Object.keys(parsed.tableSettings).length === 0,
+      tableSettings,
+    });
+    tables = selection.tables.map(parseTableRef);
+    tableSettings = selection.tableSettings;
+  }
   const config: ServiceConfig = {
-    databaseUrl: v["database-url"] as string,
-    mqttUrl: v["mqtt-url"] as string,
+    databaseUrl: (v["database-url"] as string | undefined) ?? "",
+    mqttUrl: (v["mqtt-url"] as string | undefined) ?? "",
     tables,
     publication: v.publication as string,
     slot: v.slot as string,
@@ -63,9 +93,9 @@ export function runConfig(argv: string[], env: NodeJS.ProcessEnv = process.env):
     batchBytes: v["batch-bytes"] as number,
     standbyPollMs: v["standby-poll-ms"] as number,
     statusIntervalMs: v["status-interval-ms"] as number,
-    tableSettings: parsed.tableSettings,
+    tableSettings,
   };
-  return { config, logLevel: v["log-level"] as LogLevel };
+  return { config, logLevel: v["log-level"] as LogLevel, embedded, preset };
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
@@ -75,19 +105,46 @@ export async function runCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const logger = createLogger(settings.logLevel);
-  const service = new CdcService(settings.config, logger);
+  let service: CdcService | null = null;
+  let stopRequested = false;
   const onSignal = (signal: string) => {
     logger.info({ signal }, "stopping");
-    void service.stop();
+    stopRequested = true;
+    void service?.stop();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  let config = settings.config;
+  let embedded: EmbeddedServices | undefined;
+  let banner: NodeJS.Timeout | undefined;
   try {
+    if (settings.embedded.database || settings.embedded.broker) {
+      embedded = await startEmbeddedServices({
+        databaseUrl: settings.embedded.database ? undefined : config.databaseUrl,
+        mqttUrl: settings.embedded.broker ? undefined : config.mqttUrl,
+        dataDir: settings.embedded.dataDir,
+        logger,
+      });
+      config = { ...config, databaseUrl: embedded.databaseUrl, mqttUrl: embedded.mqttUrl };
+      const printed = embedded;
+      banner = setInterval(() => {
+        if (service?.currentState !== "streaming") return;
+        clearInterval(banner);
+        process.stdout.write(
+          embeddedBanner({ databaseUrl: config.databaseUrl, mqttUrl: config.mqttUrl, embeddedDatabaseDir: printed.databaseDir, embeddedBroker: printed.brokerEmbedded, preset: settings.preset }),
+        );
+      }, 100);
+    }
+    if (stopRequested) return 0;
+    service = new CdcService(config, logger);
     await service.run();
     return 0;
   } catch (error) {
     // Logged for log collectors; main.ts then prints the same problem as the plain last line.
     logger.fatal((error as Error).message.split("\n")[0]!);
     throw error;
+  } finally {
+    clearInterval(banner);
+    await embedded?.stop();
   }
 }
