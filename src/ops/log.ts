@@ -23,7 +23,9 @@ const REDACT = { paths: ["password", "*.password", "secret", "*.secret", "token"
  */
 export function createLogger(level: LogLevel = "info", options: LoggerOptions = {}): Logger {
   const fd = options.fd ?? 2;
-  const pretty = options.format === "pretty" || ((options.format ?? "auto") === "auto" && process.stderr.isTTY === true && fd === 2);
+  // TERA_CDC_LOG_FORMAT (json, pretty, auto) serves every command without a flag of each.
+  const format = options.format ?? (process.env.TERA_CDC_LOG_FORMAT as LogFormat | undefined) ?? "auto";
+  const pretty = format === "pretty" || (format !== "json" && process.stderr.isTTY === true && fd === 2);
   const opts = { level, base: undefined, redact: REDACT };
   if (!pretty && !options.tee) return pino(opts, pino.destination({ fd, sync: true }));
   const colour = pretty && process.stderr.isTTY === true && !process.env.NO_COLOR;
