@@ -88,6 +88,7 @@ export class Gateway {
   private readonly binaries = new WeakMap<GatewayEvent, Uint8Array>();
   private pingTimer: NodeJS.Timeout | null = null;
   private mqttEverConnected = false;
+  private stopping = false;
   /** Newest event taken from the broker (kept apart from the ring, which a gap empties). */
   private lastPosition: { lsn: bigint; seq: number } | null = null;
   private listeningPort = 0;
@@ -136,6 +137,7 @@ export class Gateway {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.pingTimer) clearInterval(this.pingTimer);
     for (const client of this.clients) client.socket.terminate();
     this.wss?.close();
@@ -174,7 +176,7 @@ export class Gateway {
       });
     });
     client.on("close", () => {
-      if (this.stats.mqttConnected) o.logger.warn("broker connection lost; reconnecting");
+      if (this.stats.mqttConnected && !this.stopping) o.logger.warn("broker connection lost; reconnecting");
       this.stats.mqttConnected = false;
     });
     client.on("error", (error) => o.logger.warn(`broker: ${error.message}`));

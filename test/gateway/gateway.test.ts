@@ -1,0 +1,193 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import YAML from "yaml";
+import { createVerifier, SUBPROTOCOL } from "../../src/gateway/auth.js";
+import { parseRules } from "../../src/gateway/rules.js";
+import { Gateway, type GatewayOptions } from "../../src/gateway/server.js";
+import { DatabaseEvent_EventType } from "../../src/messages/index.js";
+import { createLogger } from "../../src/ops/log.js";
+import { type Broker, startBroker } from "../harness/broker.js";
+import { type CdcProcess, startCdc } from "../harness/cdc.js";
+import { waitFor } from "../harness/ports.js";
+import { type PostgresServer, startPostgres } from "../harness/postgres.js";
+import { connectClient, RULES_YAML, SECRET, subscribe, type TestClient, token } from "./support.js";
+
+let pg: PostgresServer;
+let broker: Broker;
+let cdc: CdcProcess;
+const gateways: Gateway[] = [];
+const clients: TestClient[] = [];
+
+beforeAll(async () => {
+  [pg, broker] = await Promise.all([startPostgres(), startBroker()]);
+  await pg.query("CREATE TABLE t_devices (id_device serial PRIMARY KEY, id_site int NOT NULL, device_name text NOT NULL, payload text)");
+  cdc = await startCdc({ databaseUrl: pg.url, mqttUrl: broker.url, args: ["--tables", "t_devices", "--slot", "gw", "--publication", "gw"] });
+}, 120_000);
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.socket.terminate();
+  for (const g of gateways.splice(0)) await g.stop();
+});
+
+afterAll(async () => {
+  await cdc?.stop();
+  await Promise.all([pg?.close(), broker?.close()]);
+});
+
+async function startGateway(overrides: Partial<GatewayOptions> = {}): Promise<Gateway> {
+  const gateway = new Gateway({
+    mqttUrl: broker.url,
+    host: "127.0.0.1",
+    port: 0,
+    verifier: createVerifier({ secret: SECRET }),
+    rules: parseRules(YAML.parse(RULES_YAML)),
+    models: ["device"],
+    ringEvents: 10_000,
+    ringBytes: 64 * 1024 * 1024,
+    maxClientBufferBytes: 4 * 1024 * 1024,
+    pingIntervalMs: 10_000,
+    maxKeysPerClient: 100_000,
+    sessionTtlMs: 60_000,
+    maxSessions: 100,
+    logger: createLogger("warn"),
+    ...overrides,
+  });
+  gateways.push(gateway);
+  await gateway.start();
+  return gateway;
+}
+
+async function client(gateway: Gateway, claims: Record<string, unknown>): Promise<TestClient> {
+  const c = await connectClient(gateway.port, await token(claims));
+  clients.push(c);
+  return c;
+}
+
+describe("tera-cdc gateway", () => {
+  it("gives each client only the rows its token may see, deletes only of rows it was shown, and a keys-only delete when a row leaves its sites", async () => {
+    const gateway = await startGateway();
+    const site1 = await client(gateway, { sub: "alice", sites: [1] });
+    const site2 = await client(gateway, { sub: "bob", sites: [2] });
+    expect((await subscribe(site1, ["device"])).type).toBe("subscribed");
+    expect((await subscribe(site2, ["device"])).type).toBe("subscribed");
+
+    await pg.query("INSERT INTO t_devices (id_device, id_site, device_name) VALUES (101, 1, 'one-a'), (102, 1, 'one-b'), (201, 2, 'two-a')");
+    await pg.query("UPDATE t_devices SET device_name = 'one-a renamed' WHERE id_device = 101");
+    await pg.query("UPDATE t_devices SET id_site = 2, device_name = 'moved to two' WHERE id_device = 102");
+    await pg.query("DELETE FROM t_devices WHERE id_device IN (101, 201)");
+
+    await site1.waitForEvents(5);
+    await site2.waitForEvents(3);
+    // Wait for the gateway to have handled all 7 changes, then for the frames in flight.
+    await waitFor("7 events at the gateway", () => gateway.stats.events >= 7);
+    await new Promise((r) => setTimeout(r, 300));
+
+    const summary = (c: TestClient) => c.events.map((e) => `${e.op}${e.leftView ? "(left-view)" : ""} ${JSON.stringify(Object.fromEntries(Object.entries(e.object).sort()))}`);
+    expect(summary(site1)).toEqual([
+      'create {"device_name":"one-a","id_device":101,"id_site":1,"payload":null}',
+      'create {"device_name":"one-b","id_device":102,"id_site":1,"payload":null}',
+      'update {"device_name":"one-a renamed","id_device":101,"id_site":1,"payload":null}',
+      'delete(left-view) {"id_device":102}',
+      'delete {"id_device":101}',
+    ]);
+    expect(summary(site2)).toEqual([
+      'create {"device_name":"two-a","id_device":201,"id_site":2,"payload":null}',
+      'update {"device_name":"moved to two","id_device":102,"id_site":2,"payload":null}',
+      'delete {"id_device":201}',
+    ]);
+    // Never a row of the other site: every object either has the client's site or is a keys-only delete.
+    for (const [c, site] of [[site1, 1], [site2, 2]] as const) {
+      for (const e of c.events) {
+        if (e.type === DatabaseEvent_EventType.DB_DELETE) expect(Object.keys(e.object)).toEqual(["id_device"]);
+        else expect(e.object.id_site).toBe(site);
+        expect(e.headerTopic).toBe("module.TeraServer.DatabaseModule.events.device");
+      }
+    }
+    // Positions are the commit LSN and the index in the transaction: the three inserts share one LSN.
+    expect(site1.events[0]!.lsn).toBe(site1.events[1]!.lsn);
+    expect([site1.events[0]!.seq, site1.events[1]!.seq]).toEqual([0, 1]);
+  });
+
+  it("refuses a connection without a valid token, and a model the token may not see", async () => {
+    const gateway = await startGateway();
+    const attempt = (protocols: string[], path = "/ws") =>
+      new Promise<number>((resolve) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${gateway.port}${path}`, protocols);
+        ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
+        ws.on("open", () => resolve(101));
+        ws.on("error", () => undefined);
+      });
+    expect(await attempt([SUBPROTOCOL])).toBe(401);
+    expect(await attempt([SUBPROTOCOL, `bearer.${await token({ sites: [1] }, "another-secret-that-is-long-enough-000000")}`])).toBe(401);
+    expect(await attempt([SUBPROTOCOL, `bearer.${await token({ sites: [1] }, SECRET, "-1 min")}`])).toBe(401);
+    expect(await attempt([], `/ws?token=${await token({ sites: [1] })}`)).toBe(101);
+    const c = await client(gateway, { sites: [1] });
+    const reply = await subscribe(c, ["user"]);
+    expect(reply).toMatchObject({ type: "error", message: expect.stringMatching(/not allowed to see model user/) });
+  });
+
+  it("resumes a reconnecting client with exactly what it missed, and asks for a resync when it cannot", async () => {
+    const gateway = await startGateway({ ringEvents: 50 });
+    const first = await client(gateway, { sub: "carol", sites: [3] });
+    const hello = await first.control("hello");
+    await subscribe(first, ["device"]);
+    await pg.query("INSERT INTO t_devices (id_device, id_site, device_name) VALUES (301, 3, 'seen')");
+    const [seen] = await first.waitForEvents(1);
+    first.socket.terminate();
+    await first.closed();
+
+    await pg.query("INSERT INTO t_devices (id_device, id_site, device_name) VALUES (302, 3, 'missed-1'), (399, 4, 'other site')");
+    await pg.query("UPDATE t_devices SET device_name = 'missed-2' WHERE id_device = 301");
+    await pg.query("DELETE FROM t_devices WHERE id_device = 301");
+    await waitFor("the gateway to get the changes", () => gateway.stats.events >= 5);
+
+    const second = await client(gateway, { sub: "carol", sites: [3] });
+    const reply = await subscribe(second, ["device"], { after: { lsn: seen!.lsn, seq: seen!.seq }, session: hello.session });
+    expect(reply).toMatchObject({ type: "subscribed", resumed: 3 });
+    expect(second.events.map((e) => `${e.op} ${e.object.id_device}`)).toEqual(["create 302", "update 301", "delete 301"]);
+    expect(second.controls.some((c) => c.type === "resync")).toBe(false);
+
+    // A session nobody knows, and a position older than the ring holds, both get a clear resync.
+    const stranger = await client(gateway, { sub: "carol", sites: [3] });
+    await subscribe(stranger, ["device"], { after: { lsn: seen!.lsn, seq: seen!.seq }, session: "no-such-session" });
+    expect(await stranger.control("resync")).toMatchObject({ reason: expect.stringMatching(/unknown session/) });
+
+    const secondHello = await second.control("hello");
+    second.socket.terminate();
+    await second.closed();
+    await pg.query("INSERT INTO t_devices (id_device, id_site, device_name) SELECT 1000 + g, 3, 'bulk' FROM generate_series(1, 60) g");
+    await waitFor("the bulk insert at the gateway", () => gateway.stats.events >= 65);
+    const third = await client(gateway, { sub: "carol", sites: [3] });
+    const last = second.events.at(-1)!;
+    const thirdReply = await subscribe(third, ["device"], { after: { lsn: last.lsn, seq: last.seq }, session: secondHello.session });
+    expect(thirdReply).toMatchObject({ type: "subscribed", resumed: null });
+    expect(await third.control("resync")).toMatchObject({ reason: expect.stringMatching(/no longer held/) });
+  });
+
+  it("disconnects a client that stops reading instead of buffering for it, while a reading client gets everything", async () => {
+    const gateway = await startGateway({ maxClientBufferBytes: 256 * 1024 });
+    const stalled = await client(gateway, { sub: "slow", sites: [5] });
+    const reader = await client(gateway, { sub: "fast", sites: [5] });
+    await subscribe(stalled, ["device"]);
+    await subscribe(reader, ["device"]);
+    // Stop reading from the socket: the kernel buffers fill, then the gateway's send buffer grows.
+    (stalled.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+    await pg.query("INSERT INTO t_devices (id_device, id_site, device_name, payload) SELECT 5000 + g, 5, 'bulk', repeat(md5(g::text), 64) FROM generate_series(1, 4000) g");
+    await reader.waitForEvents(4000, 60_000);
+    await waitFor("the stalled client to be disconnected", () => gateway.stats.slowDisconnects >= 1, 30_000);
+    expect(gateway.stats.clients).toBe(1);
+    expect(reader.events.every((e) => e.object.id_site === 5)).toBe(true);
+  });
+
+  it("drops a client that does not answer pings", async () => {
+    const gateway = await startGateway({ pingIntervalMs: 300 });
+    const dead = await client(gateway, { sub: "ghost", sites: [6] });
+    const alive = await client(gateway, { sub: "here", sites: [6] });
+    (dead.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+    await waitFor("the dead client to be dropped", () => gateway.stats.deadDisconnects >= 1, 30_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(gateway.stats.deadDisconnects).toBe(1);
+    expect(alive.socket.readyState).toBe(WebSocket.OPEN);
+    expect(gateway.stats.clients).toBe(1);
+  });
+});
