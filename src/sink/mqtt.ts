@@ -120,22 +120,33 @@ export class MqttSink extends EventEmitter {
     };
     const client = mqtt.connect(o.url, clientOptions);
     return new Promise((resolve) => {
+      // Only our own listeners come off: mqtt.js keeps its state (connected, reconnect, queued
+      // packets) in listeners of its own on the same events, so removeAllListeners() would leave
+      // a client that never notices a lost broker.
+      const detach = () => {
+        client.off("connect", onConnect);
+        client.off("error", onError);
+        client.off("close", onClose);
+      };
       const fail = (reason: string) => {
-        client.removeAllListeners();
+        detach();
         client.on("error", () => {});
         client.end(true);
         resolve(reason);
       };
-      client.once("connect", (connack) => {
-        client.removeAllListeners();
+      const onConnect = (connack: mqtt.IConnackPacket) => {
+        detach();
         this.adopt(client, connack.properties);
         resolve("connected");
-      });
-      client.once("error", (error: Error & { code?: number }) => {
+      };
+      const onError = (error: Error & { code?: number }) => {
         const unsupported = /unsupported protocol|protocol version/i.test(error.message) || error.code === 132 || error.code === 1;
         fail(unsupported ? "unsupported-protocol" : error.message);
-      });
-      client.once("close", () => fail(protocolVersion === 5 ? "unsupported-protocol" : "connection closed by the broker"));
+      };
+      const onClose = () => fail(protocolVersion === 5 ? "unsupported-protocol" : "connection closed by the broker");
+      client.once("connect", onConnect);
+      client.once("error", onError);
+      client.once("close", onClose);
     });
   }
 
@@ -150,10 +161,12 @@ export class MqttSink extends EventEmitter {
       this.reconnectDelay = FIRST_RECONNECT_DELAY_MS;
       client.options.reconnectPeriod = this.reconnectDelay;
       this.options.logger.info("broker connection restored");
+      client.stream?.on?.("drain", () => this.emit("room"));
       this.emit("connected");
       this.emit("room");
     });
-    client.on("close", () => {
+    // Before mqtt.js' own close listener, which schedules the next attempt with this period.
+    client.prependListener("close", () => {
       if (this.closing) return;
       this.emit("disconnected", "connection closed");
       // mqtt.js reconnects every reconnectPeriod; back off up to 30 s while the broker stays away.

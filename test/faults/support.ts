@@ -29,7 +29,7 @@ export async function createWorkload(db: PostgresServer, prefix: string): Promis
  * Commits `transactions` transactions of `rowsPerTransaction` inserts each, alternating the
  * tables, inside the server (a DO block with COMMIT): a backlog of WAL written in well under a second.
  */
-export async function writeBacklog(db: PostgresServer, workload: Workload, transactions: number, rowsPerTransaction: number, firstId = 1): Promise<void> {
+export async function writeBacklog(db: PostgresServer, workload: Workload, transactions: number, rowsPerTransaction: number, firstId = 1, noteBytes = 100): Promise<void> {
   const [a, b] = workload.tables;
   await db.query(`DO $$
     DECLARE first bigint;
@@ -37,9 +37,9 @@ export async function writeBacklog(db: PostgresServer, workload: Workload, trans
       FOR t IN 0..${transactions - 1} LOOP
         first := ${firstId} + t::bigint * ${rowsPerTransaction};
         IF t % 2 = 0 THEN
-          INSERT INTO ${a} SELECT i, t, repeat('x', 100) FROM generate_series(first, first + ${rowsPerTransaction - 1}) i;
+          INSERT INTO ${a} SELECT i, t, repeat('x', ${noteBytes}) FROM generate_series(first, first + ${rowsPerTransaction - 1}) i;
         ELSE
-          INSERT INTO ${b} SELECT i, t, repeat('x', 100) FROM generate_series(first, first + ${rowsPerTransaction - 1}) i;
+          INSERT INTO ${b} SELECT i, t, repeat('x', ${noteBytes}) FROM generate_series(first, first + ${rowsPerTransaction - 1}) i;
         END IF;
         COMMIT;
       END LOOP;
