@@ -235,7 +235,7 @@ export function formatChecks(results: readonly CheckResult[]): string {
     if (r.fix) lines.push(`${" ".repeat(6 + width)}  fix: ${r.fix}`);
   }
   const count = (v: Verdict) => results.filter((r) => r.verdict === v).length;
-  lines.push("", `${count("PASS")} passed, ${count("FAIL")} failed, ${count("WARN")} warnings`);
+  lines.push("", `${count("PASS")} passed, ${count("FAIL")} failed, ${count("WARN")} warning${count("WARN") === 1 ? "" : "s"}`);
   return `${lines.join("\n")}\n`;
 }
 

@@ -46,7 +46,7 @@ export async function readStatus(query: Query, slot: string, publication: string
               s.restart_lsn::text AS restart, now.lsn::text AS current, s.wal_status,
               coalesce(pg_wal_lsn_diff(now.lsn, s.restart_lsn), 0)::bigint AS retained,
               coalesce(pg_wal_lsn_diff(now.lsn, s.confirmed_flush_lsn), 0)::bigint AS unconfirmed,
-              r.application_name, r.client_addr::text AS client_addr, r.reply_time
+              r.application_name, host(r.client_addr) AS client_addr, r.reply_time
          FROM pg_replication_slots s CROSS JOIN now
          LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
         WHERE s.slot_name = $1`,

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { formatChecks, splitProblemFix } from "../../src/cli/check.js";
 import { formatBytes, formatStatus } from "../../src/cli/status.js";
 import { decodeTailEvents, formatTailLine } from "../../src/cli/tail.js";
-import { encodeDatabaseTeraEvent } from "../../src/messages/index.js";
+import { decodeTeraEvent, encodeDatabaseTeraEvent, LogEvent_LogLevel, unpackAny } from "../../src/messages/index.js";
+import { logEventMessage } from "../../src/ops/log-mqtt.js";
 import { formatPretty } from "../../src/ops/log.js";
 import { createMetrics } from "../../src/ops/metrics.js";
 
@@ -94,5 +95,26 @@ describe("metrics", () => {
     expect(Number(/^tera_cdc_replication_lag_seconds (\S+)$/m.exec(text)![1])).toBeGreaterThanOrEqual(2);
     stats.byModelOp.set("device\u0000create", 5);
     expect(await metrics.text()).toContain('tera_cdc_changes_published_total{model="device",op="create"} 5\n');
+  });
+});
+
+describe("logs as OpenTera LogEvents", () => {
+  it("turns a pino line into a LogEvent in a TeraEvent on log/<level>", () => {
+    const line = JSON.stringify({ level: 40, time: 1_700_000_000_500, msg: "broker unreachable", retryInMs: 500 });
+    const message = logEventMessage(line, "tera-cdc")!;
+    expect(message.topic).toBe("log/warning");
+    const decoded = decodeTeraEvent(message.payload);
+    if (!decoded.ok) throw decoded.error;
+    expect(decoded.message.header).toMatchObject({ version: 1, topic: "log.warning", time: 1_700_000_000.5 });
+    const unpacked = unpackAny(decoded.message.events[0]!);
+    expect(unpacked.type).toBe("LogEvent");
+    expect(unpacked.type === "LogEvent" && unpacked.message).toMatchObject({
+      level: LogEvent_LogLevel.LOGLEVEL_WARNING,
+      timestamp: 1_700_000_000.5,
+      sender: "tera-cdc",
+      message: 'broker unreachable {"retryInMs":500}',
+    });
+    expect(logEventMessage(JSON.stringify({ level: 60, time: 1, msg: "x" }), "s")!.topic).toBe("log/fatal");
+    expect(logEventMessage("not json", "s")).toBeNull();
   });
 });
