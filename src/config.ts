@@ -1,5 +1,7 @@
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import YAML from "yaml";
+import { redactUrl } from "./ops/log.js";
 import type { TableSettings } from "./model/plan.js";
 import { parseTableRef, type TableRef } from "./source/setup.js";
 
@@ -14,11 +16,12 @@ export class ConfigError extends Error {
 
 type Kind =
   | { type: "string" }
-  | { type: "url"; schemes: readonly string[] }
+  | { type: "url"; schemes: readonly string[]; requireHost?: boolean }
   | { type: "int"; min: number; max: number }
   | { type: "enum"; values: readonly string[] }
   | { type: "list" }
-  | { type: "file" }
+  /** `pem`: the file must hold a PEM certificate or private key (checked now, not at the first TLS handshake). */
+  | { type: "file"; pem?: "certificate" | "private key" }
   | { type: "bool" };
 
 export interface SettingSpec {
@@ -121,14 +124,15 @@ function describe(kind: Kind): string {
     case "list":
       return "a comma-separated list";
     case "file":
-      return "a readable file path";
+      return kind.pem ? `a readable PEM ${kind.pem} file` : "a readable file path";
     case "bool":
       return "true or false";
   }
 }
 
 function validate(spec: SettingSpec, raw: unknown, source: string): string | number | boolean | string[] {
-  const shown = spec.secret ? "(hidden)" : JSON.stringify(raw);
+  // URLs may carry a password: shown redacted, like in the logs.
+  const shown = spec.secret ? "(hidden)" : spec.kind.type === "url" && typeof raw === "string" ? JSON.stringify(redactUrl(raw)) : JSON.stringify(raw);
   const fail = (why = ""): never => {
     throw new ConfigError(`setting ${spec.name} (from ${source}) is ${shown}${why}: expected ${describe(spec.kind)}`);
   };
@@ -146,6 +150,7 @@ function validate(spec: SettingSpec, raw: unknown, source: string): string | num
         return fail(" (not a URL)");
       }
       if (!kind.schemes.includes(parsed.protocol.replace(/:$/, ""))) fail(` (scheme ${parsed.protocol})`);
+      if (kind.requireHost && !parsed.hostname) fail(" (no host)");
       return raw;
     }
     case "int": {
@@ -166,10 +171,19 @@ function validate(spec: SettingSpec, raw: unknown, source: string): string | num
     }
     case "file": {
       if (typeof raw !== "string" || raw === "") return fail();
+      let content: Buffer;
       try {
-        readFileSync(raw);
+        content = readFileSync(raw);
       } catch (error) {
         return fail(` (${(error as NodeJS.ErrnoException).code ?? "unreadable"})`);
+      }
+      if (kind.pem) {
+        try {
+          if (kind.pem === "certificate") new X509Certificate(content);
+          else createPrivateKey(content);
+        } catch {
+          return fail(kind.pem === "certificate" ? " (not a PEM certificate)" : " (not an unencrypted PEM private key)");
+        }
       }
       return raw;
     }
@@ -253,7 +267,7 @@ function parseTableSettings(table: string, raw: unknown, path: string): TableSet
 /** Settings of `tera-cdc run`. */
 export const RUN_SETTINGS: readonly SettingSpec[] = [
   { name: "database-url", env: "TERA_CDC_DATABASE_URL", kind: { type: "url", schemes: ["postgres", "postgresql"] }, help: "PostgreSQL connection URL", secret: false },
-  { name: "mqtt-url", env: "TERA_CDC_MQTT_URL", kind: { type: "url", schemes: ["mqtt", "mqtts", "ws", "wss", "tcp", "ssl"] }, help: "MQTT broker URL" },
+  { name: "mqtt-url", env: "TERA_CDC_MQTT_URL", kind: { type: "url", schemes: ["mqtt", "mqtts", "ws", "wss", "tcp", "ssl"], requireHost: true }, help: "MQTT broker URL" },
   { name: "tables", env: "TERA_CDC_TABLES", kind: { type: "list" }, help: "comma list of table or schema.table (default: the publication's tables)" },
   { name: "publication", env: "TERA_CDC_PUBLICATION", kind: { type: "string" }, default: "tera_cdc", help: "publication, created for --tables if missing" },
   { name: "slot", env: "TERA_CDC_SLOT", kind: { type: "string" }, default: "tera_cdc", help: "permanent logical replication slot, created if missing" },
@@ -261,9 +275,9 @@ export const RUN_SETTINGS: readonly SettingSpec[] = [
   { name: "health-port", env: "TERA_CDC_HEALTH_PORT", kind: { type: "int", min: 1, max: 65535 }, help: "port of GET /healthz and /metrics (default off)" },
   { name: "mqtt-username", env: "TERA_CDC_MQTT_USERNAME", kind: { type: "string" }, help: "broker user name" },
   { name: "mqtt-password", env: "TERA_CDC_MQTT_PASSWORD", kind: { type: "string" }, help: "broker password", secret: true },
-  { name: "mqtt-ca", env: "TERA_CDC_MQTT_CA", kind: { type: "file" }, help: "CA certificate file for mqtts:// and wss://" },
-  { name: "mqtt-cert", env: "TERA_CDC_MQTT_CERT", kind: { type: "file" }, help: "client certificate file" },
-  { name: "mqtt-key", env: "TERA_CDC_MQTT_KEY", kind: { type: "file" }, help: "client private key file" },
+  { name: "mqtt-ca", env: "TERA_CDC_MQTT_CA", kind: { type: "file", pem: "certificate" }, help: "CA certificate file for mqtts:// and wss://" },
+  { name: "mqtt-cert", env: "TERA_CDC_MQTT_CERT", kind: { type: "file", pem: "certificate" }, help: "client certificate file (with --mqtt-key)" },
+  { name: "mqtt-key", env: "TERA_CDC_MQTT_KEY", kind: { type: "file", pem: "private key" }, help: "client private key file, unencrypted (with --mqtt-cert)" },
   { name: "mqtt-client-id", env: "TERA_CDC_MQTT_CLIENT_ID", kind: { type: "string" }, help: "MQTT client id (default tera-cdc-<slot>-<random>)" },
   { name: "max-in-flight", env: "TERA_CDC_MAX_IN_FLIGHT", kind: { type: "int", min: 1, max: 60000 }, default: 1000, help: "QoS 1/2 messages awaiting the broker's acknowledgement at most" },
   { name: "max-message-bytes", env: "TERA_CDC_MAX_MESSAGE_BYTES", kind: { type: "int", min: 1024, max: 268435455 }, default: 268435455, help: "largest MQTT packet to send; larger events follow --on-oversize" },
