@@ -69,7 +69,8 @@ function keyOf(object: Record<string, unknown>): string {
 
 function ensureColumns(object: Record<string, unknown>): void {
   let added = false;
-  for (const name of Object.keys(object)) {
+  // Key columns first, then the others in the order they arrive.
+  for (const name of [...keyColumns.filter((c) => c in object), ...Object.keys(object)]) {
     if (!columns.includes(name)) {
       columns.push(name);
       added = true;
