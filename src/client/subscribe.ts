@@ -119,8 +119,9 @@ export function subscribeBatches(options: SubscribeOptions & { maxBatch?: number
  * The same stream as an async iterator: `for await (const change of changes(options)) { ... }`.
  * A change is acknowledged when the loop asks for the next one, so a change whose loop body was
  * cut short by a crash comes again. Leaving the loop (break/return/throw) closes the subscription.
+ * `.subscription` resolves once subscribed.
  */
-export function changes(options: SubscribeOptions): AsyncIterableIterator<Change> & { close(): Promise<void> } {
+export function changes(options: SubscribeOptions): AsyncIterableIterator<Change> & { close(): Promise<void>; subscription: Promise<Subscription> } {
   type Pending = { change: Change; settle: (handled: boolean) => void };
   let pending: Pending | null = null;
   let handedOut: Pending | null = null;
@@ -184,6 +185,8 @@ export function changes(options: SubscribeOptions): AsyncIterableIterator<Change
       return iterator;
     },
     close,
+    /** Resolves once subscribed (its stats, topics), rejects if the connection or subscription failed. */
+    subscription,
   };
   return iterator;
 }
@@ -228,26 +231,21 @@ async function open(options: SubscribeOptions, maxBatch: number, processChanges:
   let closing = false;
   let working: Promise<void> = Promise.resolve();
 
-  let client: mqtt.MqttClient;
-  try {
-    client = await mqtt.connectAsync(options.mqttUrl, {
-      reconnectPeriod: 1000,
-      connectTimeout: 10_000,
-      ...options.mqtt,
-      protocolVersion: 5,
-      clientId,
-      clean: session === "clean",
-      properties: {
-        ...options.mqtt?.properties,
-        sessionExpiryInterval: session === "persistent" ? (options.sessionExpirySeconds ?? 86_400) : 0,
-        receiveMaximum: options.maxUnacked ?? 1000,
-      },
-    });
-  } catch (error) {
-    throw new Error(`cannot connect to the MQTT broker ${redactUrl(options.mqttUrl)}: ${asError(error).message}`);
-  }
-  client.on("error", (error) => report(new Error(`MQTT connection: ${error.message}`)));
-
+  // The handler must be in place before the first CONNACK: a persistent session's queued messages
+  // follow it at once, and mqtt.js would otherwise acknowledge them unseen.
+  const client = mqtt.connect(options.mqttUrl, {
+    reconnectPeriod: 1000,
+    connectTimeout: 10_000,
+    ...options.mqtt,
+    protocolVersion: 5,
+    clientId,
+    clean: session === "clean",
+    properties: {
+      ...options.mqtt?.properties,
+      sessionExpiryInterval: session === "persistent" ? (options.sessionExpirySeconds ?? 86_400) : 0,
+      receiveMaximum: options.maxUnacked ?? 1000,
+    },
+  });
   // A QoS 1 message is acknowledged later, after its changes are handled (see acknowledge). mqtt.js
   // handles one packet at a time and sends the PUBACK when this callback gets no error; passing one
   // lets it read the next packet without acknowledging this one.
@@ -317,6 +315,18 @@ async function open(options: SubscribeOptions, maxBatch: number, processChanges:
       for (const received of taken) acknowledge(received);
     }
   };
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      client.once("connect", () => resolve());
+      client.once("error", reject);
+    });
+  } catch (error) {
+    closing = true;
+    await client.endAsync(true).catch(() => {});
+    throw new Error(`cannot connect to the MQTT broker ${redactUrl(options.mqttUrl)}: ${asError(error).message}`);
+  }
+  client.on("error", (error) => report(new Error(`MQTT connection: ${error.message}`)));
 
   try {
     const granted = await client.subscribeAsync([...topics], { qos: 1 });
