@@ -1,0 +1,185 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import mqtt, { type MqttClient } from "mqtt";
+import { ConfigError, parseSettings, type SettingSpec } from "../config.js";
+import { encodeMessage, moduleRpcTopic, toMqttTopic, type Value } from "../messages/index.js";
+import { formatSeconds, progressLine, progressTopic, type SnapshotReport } from "../snapshot/protocol.js";
+import { helpText } from "./help.js";
+
+const USAGE = "Usage: tera-cdc snapshot <model> [--where SQL] [--mqtt-url URL] [--module-name NAME] [--json]";
+const EXAMPLES = [
+  "tera-cdc snapshot device --mqtt-url mqtt://broker:1883",
+  "tera-cdc snapshot device --where \"id_site = 3\" --json",
+];
+
+export const SNAPSHOT_SETTINGS: readonly SettingSpec[] = [
+  { name: "mqtt-url", env: "TERA_CDC_MQTT_URL", kind: { type: "url", schemes: ["mqtt", "mqtts", "ws", "wss", "tcp", "ssl"] }, help: "MQTT broker URL" },
+  { name: "module-name", env: "TERA_CDC_MODULE_NAME", kind: { type: "string" }, default: "tera-cdc", help: "module name of the tera-cdc to ask (its RPC topic is module/<name>/rpc)" },
+  { name: "where", kind: { type: "string" }, help: "SQL condition: only rows matching it are snapshotted" },
+  { name: "json", kind: { type: "bool" }, default: false, help: "print the final report as JSON on stdout, no progress bar" },
+  { name: "timeout", env: "TERA_CDC_SNAPSHOT_TIMEOUT", kind: { type: "int", min: 1, max: 86400 }, default: 3600, help: "seconds to wait for the snapshot to end" },
+  { name: "mqtt-username", env: "TERA_CDC_MQTT_USERNAME", kind: { type: "string" }, help: "broker user name" },
+  { name: "mqtt-password", env: "TERA_CDC_MQTT_PASSWORD", kind: { type: "string" }, help: "broker password", secret: true },
+  { name: "mqtt-ca", env: "TERA_CDC_MQTT_CA", kind: { type: "file" }, help: "CA certificate file for mqtts:// and wss://" },
+  { name: "mqtt-cert", env: "TERA_CDC_MQTT_CERT", kind: { type: "file" }, help: "client certificate file" },
+  { name: "mqtt-key", env: "TERA_CDC_MQTT_KEY", kind: { type: "file" }, help: "client private key file" },
+];
+
+/** The seconds without a reply after which the request counts as unanswered. */
+const REPLY_TIMEOUT_MS = 15_000;
+
+type Reply = { id: number; return_value?: unknown; error?: string };
+
+function stringValue(text: string): Value {
+  return { $type: "opentera.protobuf.Value", argValue: { $case: "stringValue", stringValue: text } };
+}
+
+function intValue(n: number): Value {
+  return { $type: "opentera.protobuf.Value", argValue: { $case: "intValue", intValue: BigInt(n) } };
+}
+
+/**
+ * `tera-cdc snapshot <model>`: asks a running tera-cdc over OpenTera RPC for a snapshot, shows
+ * its progress until the end marker, then a summary. Ctrl-C cancels the snapshot.
+ */
+export async function snapshotCommand(argv: string[]): Promise<number> {
+  const parsed = parseSettings(SNAPSHOT_SETTINGS, argv, process.env, { allowConfigFile: false });
+  if (parsed.help) {
+    process.stdout.write(helpText(USAGE, SNAPSHOT_SETTINGS, EXAMPLES));
+    return 0;
+  }
+  const v = parsed.values;
+  const [model, extra] = parsed.positional;
+  if (!model) throw new ConfigError("the model to snapshot is missing: tera-cdc snapshot <model> (tera-cdc's status RPC lists the models)");
+  if (extra) throw new ConfigError(`unexpected argument "${extra}": give one model; quote a --where condition`);
+  if (!v["mqtt-url"]) throw new ConfigError("setting mqtt-url is missing: give --mqtt-url or TERA_CDC_MQTT_URL");
+  const moduleName = v["module-name"] as string;
+  const json = v.json === true;
+  const clientId = `tera-cdc-snapshot-${randomBytes(4).toString("hex")}`;
+  const replyTopic = `tera-cdc/cli/${clientId}/reply`;
+  const rpcTopic = toMqttTopic(moduleRpcTopic(moduleName));
+  const client = await mqtt.connectAsync(v["mqtt-url"] as string, {
+    protocolVersion: 5,
+    clientId,
+    clean: true,
+    reconnectPeriod: 1000,
+    connectTimeout: 10_000,
+    username: v["mqtt-username"] as string | undefined,
+    password: v["mqtt-password"] as string | undefined,
+    ca: v["mqtt-ca"] ? readFileSync(v["mqtt-ca"] as string) : undefined,
+    cert: v["mqtt-cert"] ? readFileSync(v["mqtt-cert"] as string) : undefined,
+    key: v["mqtt-key"] ? readFileSync(v["mqtt-key"] as string) : undefined,
+  });
+  try {
+    return await follow(client, { model, where: (v.where as string | undefined) ?? null, json, moduleName, replyTopic, rpcTopic, timeoutMs: (v.timeout as number) * 1000 });
+  } finally {
+    await client.endAsync(true).catch(() => {});
+  }
+}
+
+async function follow(
+  client: MqttClient,
+  o: { model: string; where: string | null; json: boolean; moduleName: string; replyTopic: string; rpcTopic: string; timeoutMs: number },
+): Promise<number> {
+  const pending = new Map<number, (reply: Reply) => void>();
+  const reports = new Map<number, SnapshotReport>();
+  let onReport: (report: SnapshotReport) => void = () => {};
+  client.on("message", (topic, payload) => {
+    let value: unknown;
+    try {
+      value = JSON.parse(payload.toString("utf8"));
+    } catch {
+      return;
+    }
+    if (topic === o.replyTopic) {
+      const reply = value as Reply;
+      pending.get(Number(reply.id))?.(reply);
+      pending.delete(Number(reply.id));
+    } else {
+      const report = value as SnapshotReport;
+      if (typeof report.id !== "number") return;
+      reports.set(report.id, report);
+      onReport(report);
+    }
+  });
+  await client.subscribeAsync([o.replyTopic, progressTopic(o.moduleName, "+")], { qos: 1 });
+
+  let nextId = Number.parseInt(randomBytes(3).toString("hex"), 16);
+  const call = (method: string, args: Value[]): Promise<Reply> => {
+    const id = ++nextId;
+    const bytes = encodeMessage({ $type: "opentera.protobuf.RPCMessage", method, replyTo: o.replyTopic, id: BigInt(id), timestamp: Date.now() / 1000, args });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        reject(new Error(`no reply to ${method} on ${o.rpcTopic} within ${REPLY_TIMEOUT_MS / 1000} s: is tera-cdc running with --module-name ${o.moduleName} and RPC on, and may this client publish there?`));
+      }, REPLY_TIMEOUT_MS);
+      pending.set(id, (reply) => {
+        clearTimeout(timer);
+        resolve(reply);
+      });
+      client.publish(o.rpcTopic, Buffer.from(bytes), { qos: 1 });
+    });
+  };
+
+  const started = await call("snapshot", o.where ? [stringValue(o.model), stringValue(o.where)] : [stringValue(o.model)]);
+  if (started.error !== undefined) {
+    process.stderr.write(`tera-cdc snapshot: ${started.error}\n`);
+    return 1;
+  }
+  const id = Number(started.return_value);
+  const startedAt = Date.now();
+  const tty = process.stderr.isTTY === true && !o.json;
+  let lastLineAt = 0;
+  const show = (report: SnapshotReport) => {
+    if (o.json) return;
+    const line = `snapshot ${id} ${o.model}: ${progressLine(report.rows, report.estimatedRows, Date.now() - startedAt)}`;
+    if (tty) process.stderr.write(`\r${line}\u001b[K`);
+    else if (Date.now() - lastLineAt >= 1000 || report.status !== "running") {
+      lastLineAt = Date.now();
+      process.stderr.write(`${line}\n`);
+    }
+  };
+  const final = await new Promise<SnapshotReport | Error>((resolve) => {
+    const finish = (result: SnapshotReport | Error) => {
+      clearInterval(poll);
+      clearTimeout(deadline);
+      process.off("SIGINT", onSigint);
+      resolve(result);
+    };
+    onReport = (report) => {
+      if (report.id !== id) return;
+      show(report);
+      if (report.status !== "running") finish(report);
+    };
+    // Progress reports are QoS 1 but not retained: ask now and then in case one went missing.
+    const poll = setInterval(() => {
+      call("snapshot_status", [intValue(id)]).then((reply) => {
+        if (reply.error === undefined) onReport(reply.return_value as SnapshotReport);
+      }, () => {});
+    }, 5000);
+    const deadline = setTimeout(() => finish(new Error(`the snapshot did not end within ${o.timeoutMs / 1000} s (it goes on in tera-cdc; snapshot_status ${id} follows it)`)), o.timeoutMs);
+    const onSigint = () => {
+      process.stderr.write(`\ncancelling snapshot ${id}\n`);
+      void call("snapshot_cancel", [intValue(id)]).catch(() => {});
+    };
+    process.on("SIGINT", onSigint);
+    const early = reports.get(id);
+    if (early) onReport(early);
+  });
+  if (tty) process.stderr.write("\n");
+  if (final instanceof Error) {
+    process.stderr.write(`tera-cdc snapshot: ${final.message}\n`);
+    return 1;
+  }
+  const seconds = (Date.now() - startedAt) / 1000;
+  const rate = Math.round(final.rows / Math.max(seconds, 0.001));
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify({ ...final, seconds: Math.round(seconds * 1000) / 1000, rowsPerSecond: rate })}\n`);
+  } else {
+    const where = final.where ? ` where ${final.where}` : "";
+    process.stdout.write(
+      `snapshot ${final.id} of model ${final.model} (${final.table}${where}): ${final.status}, ${final.rows.toLocaleString("en-US")} rows in ${final.chunks} chunks, ${formatSeconds(seconds)} (${rate.toLocaleString("en-US")} rows/s)${final.error ? `: ${final.error}` : ""}\n`,
+    );
+  }
+  return final.status === "done" ? 0 : 1;
+}

@@ -1,0 +1,71 @@
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import { moduleRpcTopic, toMqttTopic } from "../messages/index.js";
+import type { Logger } from "../ops/log.js";
+import { handleRpc, type RpcMethodSpec } from "./dispatch.js";
+
+export interface RpcServerOptions {
+  readonly url: string;
+  /** OpenTera module name: requests arrive on `module/<name>/rpc`. */
+  readonly moduleName: string;
+  readonly clientOptions: IClientOptions;
+  readonly methods: Readonly<Record<string, RpcMethodSpec>>;
+  readonly logger: Logger;
+}
+
+/**
+ * Listens for OpenTera RPCMessages on the module's RPC topic and answers each on its reply_to
+ * topic. Its own MQTT connection (MQTT 5, falling back to 3.1.1), separate from the event sink's,
+ * so requests and replies never wait behind the change stream's window. Also publishes JSON
+ * reports (snapshot progress).
+ */
+export class RpcServer {
+  private client: MqttClient | null = null;
+  readonly topic: string;
+
+  constructor(private readonly options: RpcServerOptions) {
+    this.topic = toMqttTopic(moduleRpcTopic(options.moduleName));
+  }
+
+  async start(): Promise<void> {
+    const o = this.options;
+    let client: MqttClient;
+    try {
+      client = await mqtt.connectAsync(o.url, { protocolVersion: 5, reconnectPeriod: 1000, ...o.clientOptions });
+    } catch {
+      client = await mqtt.connectAsync(o.url, { protocolVersion: 4, reconnectPeriod: 1000, ...o.clientOptions });
+    }
+    client.on("error", (error) => o.logger.warn(`RPC connection: ${error.message}`));
+    client.on("message", (topic, payload) => {
+      if (topic !== this.topic) return;
+      void this.answer(payload);
+    });
+    // Subscribe again after every reconnect (clean sessions keep no subscriptions).
+    client.on("connect", () => void client.subscribeAsync(this.topic, { qos: 1 }).catch(() => {}));
+    await client.subscribeAsync(this.topic, { qos: 1 });
+    this.client = client;
+    o.logger.info({ topic: this.topic }, "listening for RPC requests");
+  }
+
+  /** Publishes a JSON document (QoS 1); never throws. */
+  publishJson(topic: string, value: unknown, properties: Record<string, string> = {}): void {
+    this.client?.publish(topic, JSON.stringify(value), { qos: 1, properties: { contentType: "application/json", userProperties: properties } }, () => {});
+  }
+
+  async close(): Promise<void> {
+    const client = this.client;
+    this.client = null;
+    if (client) await client.endAsync(false).catch(() => client.end(true));
+  }
+
+  private async answer(payload: Buffer): Promise<void> {
+    const outcome = await handleRpc(payload, this.options.methods);
+    const log = { method: outcome.method, replyTo: outcome.topic };
+    if (outcome.topic === null) {
+      this.options.logger.warn(log, `RPC request without a usable reply_to topic dropped: ${outcome.reply}`);
+      return;
+    }
+    if (outcome.ok) this.options.logger.info(log, "RPC request answered");
+    else this.options.logger.warn(log, `RPC request refused: ${JSON.parse(outcome.reply).error}`);
+    this.client?.publish(outcome.topic, outcome.reply, { qos: 1, properties: { contentType: "application/json" } }, () => {});
+  }
+}

@@ -1,0 +1,277 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import type { TupleValues } from "../decode/pgoutput.js";
+import type { TypeCatalog } from "../decode/types.js";
+import { planRelation, type RelationPlan, type TableSettings } from "../model/plan.js";
+import type { Logger } from "../ops/log.js";
+import { REPLICATION_SESSION_OPTIONS } from "../source/replication.js";
+import { describeTable, type TableRef } from "../source/setup.js";
+import type { WatermarkObserver } from "./observer.js";
+import {
+  checkWhere,
+  chunkQuery,
+  type MarkerKind,
+  parseXidSnapshot,
+  quoteIdent,
+  type SnapshotReport,
+  WATERMARK_PREFIX,
+  watermarkContent,
+} from "./protocol.js";
+import { ensureSnapshotTable, finishSnapshot, insertSnapshot, loadSnapshot, recordChunk, reportOf, runningSnapshots, type SnapshotRow } from "./store.js";
+
+export interface SnapshotManagerOptions {
+  readonly databaseUrl: string;
+  readonly slot: string;
+  readonly chunkSize: number;
+  readonly observer: WatermarkObserver;
+  readonly types: TypeCatalog;
+  readonly tableSettings: (schema: string, table: string) => TableSettings;
+  /** The published tables now (model name → table is worked out from them). */
+  readonly publishedTables: () => Promise<readonly TableRef[]>;
+  /** Called after every chunk and at the end (progress reports on MQTT). */
+  readonly onProgress: (report: SnapshotReport) => void;
+  readonly logger: Logger;
+}
+
+/** A request the caller got wrong (unknown model, bad filter): the message says what to fix. */
+export class SnapshotRequestError extends Error {
+  override readonly name = "SnapshotRequestError";
+}
+
+/** How many times a chunk is taken again after the stream restarted under it before the snapshot fails. */
+const CHUNK_ATTEMPTS = 20;
+
+/**
+ * Runs snapshots chunk by chunk: low watermark, SELECT of the next chunk by primary key
+ * (read-only, repeatable read, no lock), high watermark, then wait until the broker has the
+ * chunk's events before recording the chunk as done in `tera_cdc.snapshots`.
+ */
+export class SnapshotManager {
+  private pool: pg.Pool | null = null;
+  private readonly running = new Map<number, Promise<void>>();
+  private stopping = false;
+  private windowCounter = 0;
+  private readonly instance = randomBytes(3).toString("hex");
+
+  constructor(private readonly options: SnapshotManagerOptions) {}
+
+  /** Creates the state table and resumes the snapshots this slot left running. */
+  async resume(): Promise<number> {
+    await ensureSnapshotTable(this.query);
+    const rows = await runningSnapshots(this.query, this.options.slot);
+    for (const row of rows) {
+      if (this.running.has(row.id)) continue;
+      this.options.logger.info({ snapshot: row.id, model: row.model, chunks: row.chunks, rows: row.rows }, "resuming snapshot after the last completed chunk");
+      this.launch(row);
+    }
+    return rows.length;
+  }
+
+  /** Starts a snapshot of a published model; returns its id. */
+  async start(model: string, where: string | null): Promise<number> {
+    if (this.stopping) throw new Error("tera-cdc is stopping");
+    if (where !== null) {
+      const problem = checkWhere(where);
+      if (problem) throw new SnapshotRequestError(problem);
+    }
+    const ref = await this.tableOfModel(model);
+    const table = await describeTable(this.query, ref);
+    if (table.primaryKey.length === 0) {
+      throw new SnapshotRequestError(`table ${ref.schema}.${ref.table} (model ${model}) has no primary key: snapshots page through a table by its primary key`);
+    }
+    let estimatedRows: number;
+    try {
+      const plan = await this.query(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${quoteIdent(ref.schema)}.${quoteIdent(ref.table)}${where ? ` WHERE (${where})` : ""}`);
+      estimatedRows = Number(plan.rows[0]["QUERY PLAN"][0].Plan["Plan Rows"]);
+    } catch (error) {
+      throw new SnapshotRequestError(`the where filter does not work on ${ref.schema}.${ref.table}: ${(error as Error).message.split("\n")[0]}`);
+    }
+    await ensureSnapshotTable(this.query);
+    const row = await insertSnapshot(this.query, { slot: this.options.slot, model, schema: ref.schema, table: ref.table, where, estimatedRows });
+    this.options.logger.info({ snapshot: row.id, model, table: `${ref.schema}.${ref.table}`, where, estimatedRows }, "snapshot started");
+    this.options.onProgress(reportOf(row));
+    this.launch(row);
+    return row.id;
+  }
+
+  async status(id: number): Promise<SnapshotReport | null> {
+    await ensureSnapshotTable(this.query);
+    const row = await loadSnapshot(this.query, id);
+    return row ? reportOf(row) : null;
+  }
+
+  /** Snapshots of this slot still running. */
+  async inProgress(): Promise<SnapshotReport[]> {
+    await ensureSnapshotTable(this.query);
+    return (await runningSnapshots(this.query, this.options.slot)).map(reportOf);
+  }
+
+  /** Cancels a running snapshot: it stops after the chunk in progress, with a `cancelled` marker. */
+  async cancel(id: number): Promise<boolean> {
+    await ensureSnapshotTable(this.query);
+    return finishSnapshot(this.query, id, "cancelled");
+  }
+
+  /** Models that can be snapshotted now. */
+  async models(): Promise<string[]> {
+    const out: string[] = [];
+    for (const ref of await this.options.publishedTables()) out.push((await this.planOf(ref)).model);
+    return out;
+  }
+
+  /** Stops starting chunks; snapshots resume at the next start. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.options.observer.streamRestarted();
+    await Promise.race([Promise.allSettled(this.running.values()), new Promise((r) => setTimeout(r, 5000))]);
+    await this.pool?.end().catch(() => {});
+    this.pool = null;
+  }
+
+  private launch(row: SnapshotRow): void {
+    const work = this.run(row).catch(async (error: Error) => {
+      if (this.stopping) return;
+      const message = error.message.split("\n")[0]!;
+      this.options.logger.error({ snapshot: row.id, model: row.model }, `snapshot failed: ${message}`);
+      await finishSnapshot(this.query, row.id, "failed", message).catch(() => {});
+      const failed = await loadSnapshot(this.query, row.id).catch(() => null);
+      if (failed) this.options.onProgress(reportOf(failed));
+    });
+    this.running.set(row.id, work);
+    void work.finally(() => this.running.delete(row.id));
+  }
+
+  private async run(initial: SnapshotRow): Promise<void> {
+    let row = initial;
+    let attempts = 0;
+    const started = Date.now();
+    while (!this.stopping) {
+      const current = await loadSnapshot(this.query, row.id);
+      if (!current) return;
+      row = current;
+      if (row.status === "cancelled") {
+        await this.chunk(row, { cancelled: true });
+        this.options.logger.info({ snapshot: row.id, rows: row.rows }, "snapshot cancelled");
+        this.options.onProgress(reportOf(row));
+        return;
+      }
+      if (row.status !== "running") return;
+      let outcome: { rows: number; lastKey: (string | null)[] | null; last: boolean };
+      try {
+        outcome = await this.chunk(row, { cancelled: false });
+      } catch (error) {
+        if (this.stopping) return;
+        if (!/stream restarted|without its low watermark/.test((error as Error).message) || ++attempts > CHUNK_ATTEMPTS) throw error;
+        this.options.logger.warn({ snapshot: row.id, chunk: row.chunks + 1 }, `taking the chunk again: ${(error as Error).message}`);
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      attempts = 0;
+      row = await recordChunk(this.query, row.id, outcome.lastKey, outcome.rows, outcome.last);
+      this.options.onProgress(reportOf(row));
+      if (outcome.last) {
+        const seconds = (Date.now() - started) / 1000;
+        this.options.logger.info({ snapshot: row.id, model: row.model, rows: row.rows, chunks: row.chunks, seconds, rowsPerSecond: Math.round(row.rows / Math.max(seconds, 0.001)) }, "snapshot done");
+        return;
+      }
+    }
+  }
+
+  /** One chunk between watermarks; with `cancelled`, only the cancelled marker. */
+  private async chunk(row: SnapshotRow, how: { cancelled: boolean }): Promise<{ rows: number; lastKey: (string | null)[] | null; last: boolean }> {
+    const ref = { schema: row.schema, table: row.table };
+    const described = await describeTable(this.query, ref);
+    const plan = planRelation(described.relation, described.primaryKey, this.options.tableSettings(ref.schema, ref.table), this.options.types);
+    const window = `${this.instance}-${++this.windowCounter}`;
+    const markersBefore: MarkerKind[] = !how.cancelled && row.chunks === 0 ? ["start"] : [];
+    const markersAfter: MarkerKind[] = how.cancelled ? ["cancelled"] : [];
+    const chunk = { snapshot: row.id, window, plan, markersBefore, markersAfter, rowsBefore: row.rows };
+    const delivered = this.options.observer.open(chunk);
+    delivered.catch(() => {});
+    let rows: TupleValues[] = [];
+    let last = how.cancelled;
+    try {
+      await this.emit(row.id, window, "low");
+      if (!how.cancelled) {
+        const read = await this.readChunk(row, plan, described.primaryKey);
+        rows = read.rows;
+        last = rows.length < this.options.chunkSize;
+        if (last) (chunk.markersAfter as MarkerKind[]).push("end");
+        this.options.observer.setRows(window, rows, read.xids);
+      } else {
+        this.options.observer.setRows(window, [], null);
+      }
+      await this.emit(row.id, window, "high");
+    } catch (error) {
+      this.options.observer.abandon(window, error as Error);
+      throw error;
+    }
+    const published = await delivered;
+    const keyIndexes = described.primaryKey.map((name) => described.relation.columns.findIndex((c) => c.name === name));
+    const lastRow = rows[rows.length - 1];
+    const lastKey = lastRow ? keyIndexes.map((i) => lastRow[i] ?? null) : null;
+    return { rows: published, lastKey, last };
+  }
+
+  private async readChunk(row: SnapshotRow, plan: RelationPlan, primaryKey: readonly string[]): Promise<{ rows: TupleValues[]; xids: ReturnType<typeof parseXidSnapshot> }> {
+    const types = await this.query(
+      `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
+         FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped`,
+      [plan.relation.relationOid],
+    );
+    const typeOf = new Map(types.rows.map((r) => [r.name as string, r.type as string]));
+    const sql = chunkQuery({
+      table: `${quoteIdent(row.schema)}.${quoteIdent(row.table)}`,
+      columns: plan.relation.columns.map((c) => c.name),
+      key: primaryKey.map((name) => ({ name, type: typeOf.get(name)! })),
+      where: row.where,
+      after: row.lastKey !== null,
+      limit: this.options.chunkSize,
+    });
+    const client = await this.connections().connect();
+    try {
+      // One snapshot for both statements: the xids it saw decide which earlier changes it holds.
+      await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      const snapshot = await client.query("SELECT pg_current_snapshot()::text AS snapshot");
+      const result = await client.query({ text: sql, values: row.lastKey ?? [], rowMode: "array" });
+      await client.query("COMMIT");
+      return { rows: result.rows as TupleValues[], xids: parseXidSnapshot(snapshot.rows[0].snapshot) };
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  private async emit(id: number, window: string, mark: "low" | "high"): Promise<void> {
+    await this.query("SELECT pg_logical_emit_message(false, $1, $2)", [WATERMARK_PREFIX, watermarkContent({ snapshot: id, window, mark })]);
+  }
+
+  private async tableOfModel(model: string): Promise<TableRef> {
+    const refs = await this.options.publishedTables();
+    const models: string[] = [];
+    for (const ref of refs) {
+      const plan = await this.planOf(ref);
+      if (plan.model === model) return ref;
+      models.push(plan.model);
+    }
+    throw new SnapshotRequestError(`unknown model "${model}": published models are ${models.join(", ") || "(none)"}`);
+  }
+
+  private async planOf(ref: TableRef): Promise<RelationPlan> {
+    const table = await describeTable(this.query, ref);
+    return planRelation(table.relation, table.primaryKey, this.options.tableSettings(ref.schema, ref.table), this.options.types);
+  }
+
+  /** Plain connections with the replication session's settings, so `::text` values equal pgoutput's. */
+  private connections(): pg.Pool {
+    if (!this.pool) {
+      this.pool = new pg.Pool({ connectionString: this.options.databaseUrl, application_name: "tera-cdc snapshot", options: REPLICATION_SESSION_OPTIONS, max: 4 } as pg.PoolConfig);
+      this.pool.on("error", () => {});
+    }
+    return this.pool;
+  }
+
+  private readonly query = (sql: string, params?: unknown[]): Promise<pg.QueryResult> => this.connections().query(sql, params as unknown[]);
+}

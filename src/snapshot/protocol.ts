@@ -1,0 +1,184 @@
+/**
+ * The pure parts of snapshots: watermark messages written into the WAL, the user properties and
+ * progress reports consumers see, the SQL of one keyset-paginated chunk, the `where` check and
+ * the visibility rule of a PostgreSQL snapshot. No I/O here.
+ */
+
+/** Prefix of every logical decoding message tera-cdc writes (`pg_logical_emit_message`). */
+export const WATERMARK_PREFIX = "tera-cdc";
+
+/** User property on every snapshot event and marker: the snapshot's id. */
+export const SNAPSHOT_PROPERTY = "snapshot";
+/** User property of a marker (a TeraEvent with no DatabaseEvent) on the model's topic. */
+export const MARKER_PROPERTY = "snapshot-marker";
+export type MarkerKind = "start" | "end" | "cancelled";
+
+export type SnapshotStatus = "running" | "done" | "cancelled" | "failed";
+
+/** One watermark: `{"snapshot":id,"window":w,"mark":"low"|"high"}`. */
+export interface Watermark {
+  readonly snapshot: number;
+  /** Unique per chunk attempt in this process, so a re-read old watermark never matches. */
+  readonly window: string;
+  readonly mark: "low" | "high";
+}
+
+export function watermarkContent(mark: Watermark): string {
+  return JSON.stringify({ snapshot: mark.snapshot, window: mark.window, mark: mark.mark });
+}
+
+/** The watermark a logical message carries, or null when it is not one of ours. */
+export function parseWatermark(prefix: string, content: Buffer | string): Watermark | null {
+  if (prefix !== WATERMARK_PREFIX) return null;
+  try {
+    const value = JSON.parse(typeof content === "string" ? content : content.toString("utf8")) as Record<string, unknown>;
+    if (typeof value.snapshot !== "number" || typeof value.window !== "string") return null;
+    if (value.mark !== "low" && value.mark !== "high") return null;
+    return { snapshot: value.snapshot, window: value.window, mark: value.mark };
+  } catch {
+    return null;
+  }
+}
+
+/** What `snapshot_status` returns and what progress reports carry. */
+export interface SnapshotReport {
+  readonly id: number;
+  readonly model: string;
+  readonly table: string;
+  readonly where: string | null;
+  readonly status: SnapshotStatus;
+  /** Rows published so far (delivered to the broker). */
+  readonly rows: number;
+  /** PostgreSQL's estimate of the rows to publish, taken when the snapshot started. */
+  readonly estimatedRows: number;
+  readonly chunks: number;
+  readonly startedAt: string;
+  readonly finishedAt: string | null;
+  readonly error: string | null;
+}
+
+/** MQTT topic (MQTT form) of a snapshot's progress reports: `module/<module>/snapshots/<id>`. */
+export function progressTopic(moduleName: string, id: number | "+"): string {
+  return `module/${moduleName}/snapshots/${id}`;
+}
+
+/**
+ * Refuses a `where` filter that could escape the parentheses it is put in (and so change the
+ * statement rather than filter it): statement separators, comments, and a closing parenthesis
+ * without its opening one, outside quoted text. The filter still runs in a read-only transaction.
+ */
+export function checkWhere(where: string): string | null {
+  if (where.trim() === "") return "the where filter is empty: give an SQL condition such as \"id > 100\" or leave it out";
+  let depth = 0;
+  for (let i = 0; i < where.length; i++) {
+    const c = where[i]!;
+    if (c === "'" || c === '"') {
+      const end = where.indexOf(c, i + 1);
+      if (end < 0) return `the where filter has an unterminated ${c === "'" ? "string" : "quoted name"}: close it`;
+      i = end;
+      continue;
+    }
+    if (c === "\\") return "the where filter may not contain backslashes: write standard SQL string literals";
+    if (c === "$") return "the where filter may not use $ (parameters, dollar quoting): write plain SQL literals";
+    if (c === ";") return "the where filter may not contain ';': give one condition, not statements";
+    if ((c === "-" && where[i + 1] === "-") || (c === "/" && where[i + 1] === "*")) return "the where filter may not contain comments";
+    if (c === "(") depth++;
+    if (c === ")" && --depth < 0) return "the where filter closes a parenthesis it did not open: balance its parentheses";
+  }
+  if (depth !== 0) return "the where filter leaves a parenthesis open: balance its parentheses";
+  return null;
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+export interface ChunkQueryInput {
+  /** `"schema"."table"`, quoted. */
+  readonly table: string;
+  /** Every column in the table's order (the Relation message's order). */
+  readonly columns: readonly string[];
+  /** Primary key columns with their SQL types (format_type), in key order. */
+  readonly key: readonly { name: string; type: string }[];
+  readonly where: string | null;
+  /** Whether there is a last key to continue after ($1..$n, in key order). */
+  readonly after: boolean;
+  readonly limit: number;
+}
+
+/**
+ * One chunk: every column as text (the same output functions pgoutput runs, under the same
+ * session settings, so values equal live events'), rows after the last key in key order.
+ */
+export function chunkQuery(input: ChunkQueryInput): string {
+  // Aliased: ORDER BY a bare name would otherwise sort by the text output column of that name.
+  const select = input.columns.map((c, i) => `${quoteIdent(c)}::text AS c${i}`).join(", ");
+  const keyList = input.key.map((k) => quoteIdent(k.name)).join(", ");
+  const conditions: string[] = [];
+  if (input.after) {
+    const params = input.key.map((k, i) => `$${i + 1}::${k.type}`).join(", ");
+    conditions.push(`(${keyList}) > (${params})`);
+  }
+  if (input.where) conditions.push(`(${input.where})`);
+  const filter = conditions.length > 0 ? ` WHERE ${conditions.join(" AND ")}` : "";
+  return `SELECT ${select} FROM ${input.table}${filter} ORDER BY ${keyList} LIMIT ${input.limit}`;
+}
+
+/** A PostgreSQL MVCC snapshot (`pg_current_snapshot()`), for "was this transaction visible?". */
+export interface XidSnapshot {
+  readonly xmin: bigint;
+  readonly xmax: bigint;
+  readonly inProgress: ReadonlySet<bigint>;
+}
+
+/** Parses `xmin:xmax:xip,xip` (64-bit xids with epoch). */
+export function parseXidSnapshot(text: string): XidSnapshot {
+  const [xmin, xmax, xip] = text.split(":");
+  if (xmin === undefined || xmax === undefined) throw new Error(`not a snapshot: ${text}`);
+  return {
+    xmin: BigInt(xmin),
+    xmax: BigInt(xmax),
+    inProgress: new Set((xip ?? "").split(",").filter((x) => x !== "").map((x) => BigInt(x))),
+  };
+}
+
+/**
+ * Whether the (32-bit, as pgoutput sends it) transaction id was visible to the snapshot, i.e.
+ * its effects are in what the chunk's SELECT read. The 32-bit id is widened with the epoch of
+ * xmax: transactions the stream carries are recent, within 2^31 of the snapshot.
+ */
+export function visibleIn(snapshot: XidSnapshot, xid32: number): boolean {
+  const low = BigInt(xid32 >>> 0);
+  const epochBase = snapshot.xmax & ~0xffffffffn;
+  let xid = epochBase | low;
+  if (xid > snapshot.xmax + 0x7fffffffn) xid -= 0x100000000n;
+  else if (xid + 0x80000000n < snapshot.xmax) xid += 0x100000000n;
+  if (xid >= snapshot.xmax) return false;
+  if (xid < snapshot.xmin) return true;
+  return !snapshot.inProgress.has(xid);
+}
+
+/** The identity of a row in the stream and in a chunk: its primary key values as text. */
+export function keyOf(values: readonly (string | null | undefined)[], keyIndexes: readonly number[]): string {
+  let key = "";
+  for (const index of keyIndexes) key += `${JSON.stringify(values[index] ?? null)},`;
+  return key;
+}
+
+/** `12,345 of ~100,000 rows`-style progress figures (pure, for the command's bar). */
+export function progressLine(rows: number, estimated: number, elapsedMs: number, width = 30): string {
+  const total = Math.max(estimated, rows);
+  const fraction = total > 0 ? Math.min(1, rows / total) : 0;
+  const filled = Math.round(fraction * width);
+  const rate = elapsedMs > 0 ? (rows * 1000) / elapsedMs : 0;
+  const left = rate > 0 ? Math.max(0, (total - rows) / rate) : Number.NaN;
+  const bar = `[${"#".repeat(filled)}${"-".repeat(width - filled)}]`;
+  return `${bar} ${String(Math.floor(fraction * 100)).padStart(3)}% ${rows.toLocaleString("en-US")} of ~${total.toLocaleString("en-US")} rows, ${Math.round(rate).toLocaleString("en-US")} rows/s, ${formatSeconds(left)} left`;
+}
+
+export function formatSeconds(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "--:--";
+  const s = Math.round(seconds);
+  const m = Math.floor(s / 60);
+  return `${String(m).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+}
