@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:net";
 import { Aedes } from "aedes";
 import mqtt from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeDatabaseTeraEvent } from "../../src/messages/index.js";
+import { decodeTeraEvent, encodeDatabaseTeraEvent, LogEvent_LogLevel, unpackAny } from "../../src/messages/index.js";
 import { startBroker, type Broker } from "../harness/broker.js";
 import { type CdcProcess, runCli, startCdc } from "../harness/cdc.js";
 import { freePort, waitFor } from "../harness/ports.js";
@@ -18,7 +18,7 @@ beforeAll(async () => {
   [pg, broker] = await Promise.all([startPostgres(), startBroker()]);
   await pg.query("CREATE TABLE t_devices (id_device int PRIMARY KEY, device_name text)");
   await pg.query("CREATE TABLE t_users (id_user int PRIMARY KEY, user_name text)");
-  cdc = await startCdc({ databaseUrl: pg.url, mqttUrl: broker.url, args: ["--tables", "t_devices,t_users", "--slot", "ops", "--publication", "ops"] });
+  cdc = await startCdc({ databaseUrl: pg.url, mqttUrl: broker.url, args: ["--tables", "t_devices,t_users", "--slot", "ops", "--publication", "ops", "--log-to-mqtt"] });
 });
 
 afterAll(async () => {
@@ -228,8 +228,22 @@ describe("/metrics", () => {
 });
 
 describe("status after the stop", () => {
-  it("shows the slot inactive and the WAL it retains growing", async () => {
+  it("shows the slot inactive and the WAL it retains growing; --log-to-mqtt published the stop as LogEvents", async () => {
+    const logs = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+    const received: { topic: string; payload: Buffer }[] = [];
+    logs.on("message", (topic, payload) => received.push({ topic, payload }));
+    await logs.subscribeAsync("log/#", { qos: 0 });
     expect(await cdc.stop()).toBe(0);
+    const stopping = await waitFor("the stop's log line on log/info", () => {
+      for (const { topic, payload } of received) {
+        const decoded = decodeTeraEvent(payload);
+        const unpacked = decoded.ok ? unpackAny(decoded.message.events[0]!) : null;
+        if (topic === "log/info" && decoded.ok && decoded.message.header?.topic === "log.info" && unpacked?.type === "LogEvent" && unpacked.message.message.startsWith("stopping")) return unpacked.message;
+      }
+      return undefined;
+    }, 30_000);
+    expect(stopping).toMatchObject({ level: LogEvent_LogLevel.LOGLEVEL_INFO, sender: "tera-cdc", message: 'stopping {"signal":"SIGTERM"}' });
+    await logs.endAsync();
     await pg.query("INSERT INTO t_devices SELECT g, repeat('x', 200) FROM generate_series(1000, 1999) g");
     const r = await cli(["status", "--database-url", pg.url, "--slot", "ops", "--publication", "ops", "--json"]);
     const json = JSON.parse(r.stdout);
