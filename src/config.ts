@@ -288,6 +288,12 @@ export const RUN_SETTINGS: readonly SettingSpec[] = [
   { name: "log-level", env: "TERA_CDC_LOG_LEVEL", kind: { type: "enum", values: ["trace", "debug", "info", "warn", "error", "fatal", "silent"] }, default: "info", help: "log level" },
   { name: "standby-poll-ms", env: "TERA_CDC_STANDBY_POLL_MS", kind: { type: "int", min: 100, max: 600000 }, default: 2000, help: "how often a standby checks whether the slot is free" },
   { name: "status-interval-ms", env: "TERA_CDC_STATUS_INTERVAL_MS", kind: { type: "int", min: 100, max: 600000 }, default: 10000, help: "most time between status updates to PostgreSQL" },
+  // Snapshots and RPC (docs/snapshots.md).
+  { name: "module-name", env: "TERA_CDC_MODULE_NAME", kind: { type: "string" }, default: "tera-cdc", help: "OpenTera module name: RPC requests arrive on module/<name>/rpc" },
+  { name: "rpc", env: "TERA_CDC_RPC", kind: { type: "bool" }, default: true, help: "listen for RPC requests (status, snapshot, snapshot_status, snapshot_cancel)" },
+  { name: "snapshot", env: "TERA_CDC_SNAPSHOT", kind: { type: "enum", values: ["never", "initial"] }, default: "never", help: "initial: snapshot every published model once when the slot is created" },
+  { name: "snapshot-chunk-size", env: "TERA_CDC_SNAPSHOT_CHUNK_SIZE", kind: { type: "int", min: 1, max: 50000 }, default: 2048, help: "rows a snapshot reads per chunk (between two watermarks)" },
+  { name: "snapshot-models", env: "TERA_CDC_SNAPSHOT_MODELS", kind: { type: "list" }, help: "models an RPC caller may snapshot (default: every published model)" },
   { name: "preset", env: "TERA_CDC_PRESET", kind: { type: "enum", values: ["opentera"] }, help: "tables, model names and published columns of a known schema (opentera: OpenTera's own events, its secrets withheld); your table settings override it" },
   { name: "data-dir", env: "TERA_CDC_DATA_DIR", kind: { type: "string" }, default: ".tera-cdc", help: "folder of the embedded PostgreSQL and broker ports, used when no database or broker URL is given" },
 ];

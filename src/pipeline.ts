@@ -1,6 +1,7 @@
 import type { TrackedPosition } from "./checkpoint/tracker.js";
 import { DeliveryTracker } from "./checkpoint/tracker.js";
 import {
+  type LogicalMessage,
   PgoutputDecoder,
   type PgoutputMessage,
   type RelationMessage,
@@ -54,6 +55,39 @@ export interface PipelineOptions {
   readonly batchBytes: number;
   /** Least time between two status updates sent because the safe position moved. */
   readonly confirmIntervalMs: number;
+  /** Sees logical messages and row changes in stream order (snapshots' watermarks, src/snapshot). */
+  readonly observer?: StreamObserver;
+}
+
+/**
+ * Watches the stream in order, for logic that lives outside the pipeline (the snapshot watermark
+ * method, src/snapshot/): it sees every logical decoding message (`pg_logical_emit_message`) and
+ * every row change of a published table, and may place events into the stream at a message.
+ */
+export interface StreamObserver {
+  /** A logical decoding message; the events returned are published right there, before any later WAL. */
+  onLogicalMessage(message: LogicalMessage): InjectedEvents | null;
+  /** A row change: the tuples the WAL carries (new values, and old key or row when present). */
+  onRowChange(plan: RelationPlan, op: ChangeOp, tuples: readonly TupleValues[], xid: number): void;
+  /** The safe position moved: everything before `lsn` (injected events included) is acknowledged. */
+  onSafeLsn(lsn: Lsn): void;
+}
+
+/** One injected item: a row published as DB_UPDATE, or a marker (a TeraEvent with no DatabaseEvent). */
+export type InjectedItem = { readonly row: TupleValues } | { readonly marker: Readonly<Record<string, string>> };
+
+/**
+ * Events placed into the stream at a logical message (not inside a transaction). They go through
+ * the same window and delivery tracker as live events: a tracker position of their own, closed
+ * at the message's LSN, so that LSN is confirmed only once the broker has all of them.
+ */
+export interface InjectedEvents {
+  readonly plan: RelationPlan;
+  readonly items: readonly InjectedItem[];
+  /** User properties added to every message (e.g. `snapshot=<id>`). */
+  readonly properties: Readonly<Record<string, string>>;
+  /** The logical message's LSN: the events' `lsn` property and their tracker position's end. */
+  readonly lsn: Lsn;
 }
 
 /** Counters shared by every pipeline of a run (one pipeline per replication connection). */
@@ -80,6 +114,8 @@ interface OpenTransaction {
   readonly commitIso: string;
   readonly commitSeconds: number;
   seq: number;
+  /** Added to every message's user properties (injected events). */
+  readonly properties?: Readonly<Record<string, string>>;
 }
 
 interface PendingBatch {
@@ -108,6 +144,8 @@ export class Pipeline implements WalHandler {
   private blocked: "sink" | "catalog" | null = null;
   private tx: OpenTransaction | null = null;
   private batch: PendingBatch | null = null;
+  /** Injected events being published (they come before any later WAL item). */
+  private injected: { readonly events: InjectedEvents; readonly tx: OpenTransaction; next: number } | null = null;
   private failure: Error | null = null;
   private readonly onRoom = () => {
     if (this.blocked === "sink" && this.sink.hasRoom) {
@@ -143,9 +181,10 @@ export class Pipeline implements WalHandler {
 
   data(walStart: Lsn, payload: Buffer): void {
     if (walStart > this.stats.serverWalEnd) this.stats.serverWalEnd = walStart;
-    if (this.blocked === null && this.queueHead === this.queue.length) {
+    if (this.blocked === null && this.queueHead === this.queue.length && this.injected === null) {
       this.handle(walStart, payload);
-      if (this.blocked !== null) this.stream.pause();
+      if (this.injected !== null) this.drain();
+      else if (this.blocked !== null) this.stream.pause();
       return;
     }
     this.queue.push({ walStart, payload });
@@ -154,7 +193,7 @@ export class Pipeline implements WalHandler {
 
   keepalive(walEnd: Lsn): void {
     if (walEnd > this.stats.serverWalEnd) this.stats.serverWalEnd = walEnd;
-    if (this.blocked === null && this.queueHead === this.queue.length) {
+    if (this.blocked === null && this.queueHead === this.queue.length && this.injected === null) {
       this.passed(walEnd);
       return;
     }
@@ -166,10 +205,14 @@ export class Pipeline implements WalHandler {
   }
 
   private drain(): void {
-    while (this.queueHead < this.queue.length) {
+    while (this.queueHead < this.queue.length || this.injected !== null) {
       if (this.blocked !== null || this.failure) {
         this.stream.pause();
         return;
+      }
+      if (this.injected !== null) {
+        this.publishInjected();
+        continue;
       }
       const item = this.queue[this.queueHead]!;
       this.queue[this.queueHead++] = undefined as unknown as WalItem;
@@ -228,6 +271,7 @@ export class Pipeline implements WalHandler {
           "update",
           (plan) => updateObject(plan, message.newValues, message.oldValues, message.oldIsFullRow),
           message.newValues,
+          message.oldValues,
         );
         break;
       case "delete":
@@ -238,6 +282,11 @@ export class Pipeline implements WalHandler {
           this.change(relation, "truncate", () => ({ json: TRUNCATE_OBJECT, unchanged: null }), []);
         }
         break;
+      case "message": {
+        const events = this.options.observer?.onLogicalMessage(message) ?? null;
+        if (events) this.inject(events);
+        break;
+      }
       default:
         break;
     }
@@ -285,7 +334,7 @@ export class Pipeline implements WalHandler {
     if (before !== after) this.logger.info({ table: plan.qualifiedName, columns: after }, "table columns changed");
   }
 
-  private change(relation: RelationMessage, op: ChangeOp, build: (plan: RelationPlan) => { json: string; unchanged: string[] | null }, values: TupleValues): void {
+  private change(relation: RelationMessage, op: ChangeOp, build: (plan: RelationPlan) => { json: string; unchanged: string[] | null }, values: TupleValues, oldValues: TupleValues | null = null): void {
     const tx = this.tx;
     const plan = this.plans.get(relation.relationOid);
     if (!tx || !plan) {
@@ -293,6 +342,7 @@ export class Pipeline implements WalHandler {
       return;
     }
     const seq = tx.seq++;
+    this.options.observer?.onRowChange(plan, op, oldValues ? [values, oldValues] : [values], Number(tx.xidText));
     const object = build(plan);
     this.stats.changes++;
     const key = `${plan.model}\u0000${op}`;
@@ -337,6 +387,7 @@ export class Pipeline implements WalHandler {
       op: op === "batch" ? events.map((e) => opName(e.type)).join(",") : op,
     };
     if (events.length > 1) properties.count = String(events.length);
+    if (tx.properties) Object.assign(properties, tx.properties);
     if (unchanged) properties.unchanged = unchanged.join(",");
     let message: OutgoingMessage = { topic, payload, properties };
     const limit = Math.min(this.options.maxMessageBytes, this.sink.maxPacketBytes);
@@ -396,10 +447,47 @@ export class Pipeline implements WalHandler {
     return { topic: message.topic, payload: encodeDatabaseTeraEvent(dotted, tx.commitSeconds, keysOnly), properties };
   }
 
+  /** Starts publishing injected events (see InjectedEvents): a tracker position of their own, no xid. */
+  private inject(events: InjectedEvents): void {
+    const now = Date.now();
+    const tx: OpenTransaction = {
+      position: this.tracker.open(),
+      lsnText: formatLsn(events.lsn),
+      xidText: "0",
+      commitIso: new Date(now).toISOString(),
+      commitSeconds: now / 1000,
+      seq: 0,
+      properties: events.properties,
+    };
+    this.injected = { events, tx, next: 0 };
+  }
+
+  /** Publishes injected events while the sink has room; after the last, closes their position. */
+  private publishInjected(): void {
+    const work = this.injected!;
+    const { plan, items } = work.events;
+    while (work.next < items.length && this.blocked === null && !this.failure) {
+      const item = items[work.next++]!;
+      const seq = work.tx.seq++;
+      if ("row" in item) {
+        const event = { type: DB_EVENT_TYPE.update, objectType: plan.model, objectValue: objectJson(plan.columns, item.row).json };
+        this.publish(work.tx, plan, "update", seq, [event], null, item.row);
+      } else {
+        const properties = { lsn: work.tx.lsnText, table: plan.qualifiedName, seq: String(seq), ...work.tx.properties, ...item.marker };
+        const payload = encodeDatabaseTeraEvent(plan.dottedTopic, work.tx.commitSeconds, []);
+        this.send({ topic: plan.mqttTopic, payload, properties }, work.tx.position, plan, work.tx, [], null, false);
+      }
+    }
+    if (work.next < items.length) return;
+    this.injected = null;
+    if (this.tracker.close(work.tx.position, work.events.lsn)) this.confirm();
+  }
+
   private confirm(): void {
     const safe = this.tracker.safeLsn;
     this.stats.confirmedLsn = safe;
     this.stream.confirm(safe, this.options.confirmIntervalMs);
+    this.options.observer?.onSafeLsn(safe);
   }
 
   private fail(error: Error): void {

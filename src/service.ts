@@ -13,6 +13,7 @@ import { CatalogReader } from "./source/catalog.js";
 import { formatLsn, type Lsn } from "./source/lsn.js";
 import { ReplicationStream } from "./source/replication.js";
 import { PrerequisiteError, prepareDatabase, slotHolder, type TableRef } from "./source/setup.js";
+import { SnapshotFeature } from "./snapshot/index.js";
 
 export interface ServiceConfig {
   readonly databaseUrl: string;
@@ -36,6 +37,12 @@ export interface ServiceConfig {
   readonly batchBytes: number;
   readonly standbyPollMs: number;
   readonly statusIntervalMs: number;
+  /** Snapshots and RPC (src/snapshot, docs/snapshots.md); absent: module tera-cdc, RPC on, no initial snapshot. */
+  readonly moduleName?: string;
+  readonly rpc?: boolean;
+  readonly snapshotInitial?: boolean;
+  readonly snapshotChunkSize?: number;
+  readonly snapshotModels?: readonly string[];
   readonly tableSettings: Readonly<Record<string, TableSettings>>;
 }
 
@@ -66,6 +73,10 @@ export class CdcService {
   private wake: (() => void) | null = null;
   private reconnects = 0;
   private readonly startedAt = Date.now();
+  /** Snapshots and the RPC listener (src/snapshot); its observer sees the stream of every pipeline. */
+  private snapshots: SnapshotFeature | null = null;
+  /** Whether this run created the slot (then `--snapshot initial` snapshots every model). */
+  private slotCreated = false;
 
   constructor(
     private readonly config: ServiceConfig,
@@ -120,9 +131,33 @@ export class CdcService {
       });
       await this.sink.connect();
       this.logger.info({ mqtt5: this.sink.isMqtt5 }, "broker connected");
+      this.slotCreated = prepared.slotCreated;
+      this.snapshots = new SnapshotFeature({
+        databaseUrl: c.databaseUrl,
+        slot: c.slot,
+        publication: c.publication,
+        chunkSize: c.snapshotChunkSize ?? 2048,
+        moduleName: c.moduleName ?? "tera-cdc",
+        allowedModels: c.snapshotModels ?? [],
+        rpc: c.rpc ?? true,
+        mqttUrl: c.mqttUrl,
+        mqttOptions: {
+          clientId: `${c.mqttClientId ?? `tera-cdc-${c.slot}`}-rpc-${randomBytes(4).toString("hex")}`,
+          username: c.mqttUsername,
+          password: c.mqttPassword,
+          ca: c.mqttCaFile ? readFileSync(c.mqttCaFile) : undefined,
+          cert: c.mqttCertFile ? readFileSync(c.mqttCertFile) : undefined,
+          key: c.mqttKeyFile ? readFileSync(c.mqttKeyFile) : undefined,
+        },
+        types: this.types,
+        tableSettings: (schema, table) => c.tableSettings[`${schema}.${table}`] ?? {},
+        figures: () => ({ state: this.state, ...this.figures() }),
+        logger: this.logger,
+      });
       await this.streamUntilStopped();
     } finally {
       this.state = "stopped";
+      await this.snapshots?.close().catch(() => {});
       await this.sink?.close();
       await new Promise<void>((resolve) => (this.health ? this.health.close(() => resolve()) : resolve()));
     }
@@ -176,6 +211,9 @@ export class CdcService {
             this.state = "streaming";
             delay = 500;
             this.logger.info({ slot: c.slot, confirmedLsn: formatLsn(this.stream!.confirmedLsn) }, "streaming");
+            this.snapshots?.streaming(this.slotCreated && c.snapshotInitial === true).catch((error: Error) => {
+              this.logger.error(`snapshots and RPC unavailable: ${oneLine(error)}`);
+            });
           },
           (error: Error) => resolve(error),
         );
@@ -223,6 +261,7 @@ export class CdcService {
         batchEvents: c.batchEvents,
         batchBytes: c.batchBytes,
         confirmIntervalMs: 100,
+        observer: this.snapshots?.observer,
       },
       this.stats,
       this.logger,
@@ -235,6 +274,8 @@ export class CdcService {
     this.stream = stream;
     this.pipeline = pipeline;
     this.catalogClient = catalogClient;
+    // Snapshot chunks whose events the previous connection had not delivered are taken again.
+    this.snapshots?.streamRestarted();
     try {
       await stream.start(startLsn, {
         data: (walStart, payload) => pipeline.data(walStart, payload),

@@ -99,6 +99,11 @@ export function runConfig(
     batchBytes: v["batch-bytes"] as number,
     standbyPollMs: v["standby-poll-ms"] as number,
     statusIntervalMs: v["status-interval-ms"] as number,
+    moduleName: v["module-name"] as string,
+    rpc: v.rpc as boolean,
+    snapshotInitial: v.snapshot === "initial",
+    snapshotChunkSize: v["snapshot-chunk-size"] as number,
+    snapshotModels: (v["snapshot-models"] as string[] | undefined) ?? [],
     tableSettings,
   };
   return { config, logLevel: v["log-level"] as LogLevel, embedded, preset };

@@ -80,9 +80,11 @@ export class ReplicationStream {
         streaming = true;
         resolve();
       });
+      // messages 'true': logical decoding messages (pg_logical_emit_message) arrive too; snapshots
+      // use them as watermarks (src/snapshot/).
       const sql =
         `START_REPLICATION SLOT ${quoteIdent(this.options.slot)} LOGICAL ${formatLsn(startLsn)} ` +
-        `(proto_version '1', publication_names ${quoteLiteral(this.options.publication)})`;
+        `(proto_version '1', publication_names ${quoteLiteral(this.options.publication)}, messages 'true')`;
       client.query(sql).then(
         () => closeOnce(new Error("replication stream ended by the server")),
         (error: Error) => {
