@@ -286,6 +286,7 @@ export const RUN_SETTINGS: readonly SettingSpec[] = [
   { name: "batch-events", env: "TERA_CDC_BATCH_EVENTS", kind: { type: "int", min: 1, max: 10000 }, default: 1, help: "DatabaseEvents of one model and transaction per TeraEvent (1: OpenTera's one per message)" },
   { name: "batch-bytes", env: "TERA_CDC_BATCH_BYTES", kind: { type: "int", min: 1024, max: 268435455 }, default: 65536, help: "largest batched TeraEvent payload" },
   { name: "log-level", env: "TERA_CDC_LOG_LEVEL", kind: { type: "enum", values: ["trace", "debug", "info", "warn", "error", "fatal", "silent"] }, default: "info", help: "log level" },
+  { name: "log-to-mqtt", env: "TERA_CDC_LOG_TO_MQTT", kind: { type: "bool" }, default: false, help: "also publish tera-cdc's own log lines as OpenTera LogEvents on log/<level>" },
   { name: "standby-poll-ms", env: "TERA_CDC_STANDBY_POLL_MS", kind: { type: "int", min: 100, max: 600000 }, default: 2000, help: "how often a standby checks whether the slot is free" },
   { name: "status-interval-ms", env: "TERA_CDC_STATUS_INTERVAL_MS", kind: { type: "int", min: 100, max: 600000 }, default: 10000, help: "most time between status updates to PostgreSQL" },
   // Snapshots and RPC (docs/snapshots.md).

@@ -1,6 +1,7 @@
 import { ConfigError, parseSettings, RUN_SETTINGS } from "../config.js";
 import type { OversizeRule } from "../pipeline.js";
 import { createLogger, type LogLevel } from "../ops/log.js";
+import { MqttLogForwarder } from "../ops/log-mqtt.js";
 import { embeddedBanner, type EmbeddedServices, startEmbeddedServices } from "../embedded/index.js";
 import { mergePreset, type PresetName, presetTables } from "../preset/index.js";
 import { CdcService, type ServiceConfig } from "../service.js";
@@ -33,7 +34,7 @@ export interface EmbeddedRequest {
 export function runConfig(
   argv: string[],
   env: NodeJS.ProcessEnv = process.env,
-): { config: ServiceConfig; logLevel: LogLevel; embedded: EmbeddedRequest; preset?: PresetName } | "help" {
+): { config: ServiceConfig; logLevel: LogLevel; logToMqtt?: boolean; embedded: EmbeddedRequest; preset?: PresetName } | "help" {
   const parsed = parseSettings(RUN_SETTINGS, argv, env);
   if (parsed.help) return "help";
   if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": run takes only flags`);
@@ -106,7 +107,7 @@ export function runConfig(
     snapshotModels: (v["snapshot-models"] as string[] | undefined) ?? [],
     tableSettings,
   };
-  return { config, logLevel: v["log-level"] as LogLevel, embedded, preset };
+  return { config, logLevel: v["log-level"] as LogLevel, logToMqtt: v["log-to-mqtt"] === true, embedded, preset };
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
@@ -115,7 +116,9 @@ export async function runCommand(argv: string[]): Promise<number> {
     process.stdout.write(helpText(USAGE, RUN_SETTINGS, EXAMPLES));
     return 0;
   }
-  const logger = createLogger(settings.logLevel);
+  // --log-to-mqtt: the log lines also go to the broker, connected once its URL is final (embedded or not).
+  const mqttLogs = settings.logToMqtt ? new MqttLogForwarder("tera-cdc") : undefined;
+  const logger = createLogger(settings.logLevel, { tee: mqttLogs?.write });
   let service: CdcService | null = null;
   let stopRequested = false;
   const onSignal = (signal: string) => {
@@ -147,6 +150,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       }, 100);
     }
     if (stopRequested) return 0;
+    mqttLogs?.connect(config.mqttUrl, { username: config.mqttUsername, password: config.mqttPassword, caFile: config.mqttCaFile, certFile: config.mqttCertFile, keyFile: config.mqttKeyFile });
     service = new CdcService(config, logger);
     await service.run();
     return 0;
@@ -156,6 +160,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     throw error;
   } finally {
     clearInterval(banner);
+    await mqttLogs?.close();
     await embedded?.stop();
   }
 }
