@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type pg from "pg";
+import type { Client as PgClient } from "pg";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../harness/broker.js";
@@ -23,7 +23,7 @@ let cdc: CdcProcess;
 let gateway: ReturnType<typeof runCli>;
 let gatewayUrl: string;
 let browser: Browser;
-let writer: pg.Client;
+let writer: PgClient;
 
 beforeAll(async () => {
   [pg, broker] = await Promise.all([startPostgres(), startBroker()]);
@@ -82,7 +82,7 @@ async function commit(sql: string): Promise<number> {
 /** Waits until the page has painted the change (key, op) and returns COMMIT -> painted in ms. */
 async function visibleAfter(page: Page, committedAt: number, key: string, op: string): Promise<number> {
   const handle = await page.waitForFunction(
-    ({ key, op, since }) => (window as unknown as { teraLive: { applied: Applied[] } }).teraLive.applied.find((a) => a.key === key && a.op === op && a.at >= since),
+    ({ key, op, since }) => (globalThis as unknown as { teraLive: { applied: Applied[] } }).teraLive.applied.find((a) => a.key === key && a.op === op && a.at >= since),
     { key, op, since: committedAt },
     { timeout: 30_000, polling: 5 },
   );
@@ -91,7 +91,7 @@ async function visibleAfter(page: Page, committedAt: number, key: string, op: st
 }
 
 const cellText = (page: Page, id: number, column: string) => page.locator(`tr[data-key="[${id}]"] td[data-col="${column}"]`).textContent();
-const rowKeys = (page: Page) => page.locator("#rows tbody tr").evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.key));
+const rowKeys = (page: Page) => page.locator("#rows tbody tr").evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: Record<string, string> }).dataset.key));
 
 describe("the live page in a real browser", () => {
   it("shows inserts, updates and deletes within a second of COMMIT, and a token for another site sees none of them", async () => {
@@ -131,7 +131,7 @@ describe("the live page in a real browser", () => {
     await commit("UPDATE t_devices SET device_status = 'seen' WHERE id_device = 50");
     await visibleAfter(site2, 0, "[50]", "update");
     expect(await rowKeys(site2)).toEqual(["[50]"]);
-    const site2Applied = await site2.evaluate(() => (window as unknown as { teraLive: { applied: Applied[] } }).teraLive.applied.map((a) => a.key));
+    const site2Applied = await site2.evaluate(() => (globalThis as unknown as { teraLive: { applied: Applied[] } }).teraLive.applied.map((a) => a.key));
     expect(site2Applied).toEqual(["[50]", "[50]"]);
     expect(await site1.locator('tr[data-key="[50]"]').count()).toBe(0);
   });
@@ -145,7 +145,7 @@ describe("the live page in a real browser", () => {
       const at = await commit(`UPDATE t_devices SET device_status = 'v${i}' WHERE id_device = 900`);
       latencies.push(await visibleAfter(page, at, "[900]", "update"));
       // Each update is recorded once; wait for its own value so the next one is told apart.
-      await page.waitForFunction((v) => document.querySelector('tr[data-key="[900]"] td[data-col="device_status"]')?.textContent === v, `v${i}`);
+      await page.waitForFunction((v) => (globalThis as unknown as { document: { querySelector(s: string): { textContent: string | null } | null } }).document.querySelector('tr[data-key="[900]"] td[data-col="device_status"]')?.textContent === v, `v${i}`);
     }
     const sorted = [...latencies].sort((a, b) => a - b);
     const figures = { changes: sorted.length, medianMs: (sorted[49]! + sorted[50]!) / 2, p90Ms: sorted[89], worstMs: sorted[99], bestMs: sorted[0] };
