@@ -1,5 +1,6 @@
 import { ConfigError } from "../config.js";
 import { runCommand } from "./run.js";
+import { auditCommand } from "./audit.js";
 import { snapshotCommand } from "./snapshot.js";
 import { gatewayCommand } from "./gateway.js";
 import { checkCommand } from "./check.js";
@@ -18,6 +19,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   status: { run: statusCommand, summary: "the slot (active, confirmed LSN, retained WAL), the publication, live figures" },
   setup: { run: setupCommand, summary: "apply the safe fixes (publication, replica identity), printing each statement" },
   snapshot: { run: snapshotCommand, summary: "ask a running tera-cdc (RPC) to snapshot a model into the stream, with progress" },
+  audit: { run: auditCommand, summary: "append every change to an append-only PostgreSQL audit table, exactly once" },
 };
 
 export const USAGE = `tera-cdc: PostgreSQL changes as OpenTera DatabaseEvents on MQTT

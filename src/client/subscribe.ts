@@ -75,7 +75,7 @@ export interface Subscription {
 }
 
 export type ChangeHandler = (change: Change) => unknown;
-export type BatchHandler = (changes: Change[]) => Promise<unknown>;
+export type BatchHandler = (changes: Change[]) => Promise<unknown>; // false: not handled, see subscribeBatches
 
 /**
  * Calls `handler` once per change, one change at a time, in the order received; an async handler
@@ -100,13 +100,15 @@ export function subscribe(options: SubscribeOptions, handler: ChangeHandler): Pr
  * Calls `handler` with up to `maxBatch` changes at a time, as many as have arrived, for sinks
  * that write in bulk; the messages are acknowledged only after the handler's promise resolves. A
  * rejected promise is reported to onError and the messages are acknowledged all the same, so a
- * sink that must not lose changes retries inside its handler.
+ * sink that must not lose changes retries inside its handler. A handler that resolves to `false`
+ * (shutting down while its store is unreachable) stops the subscription without acknowledging the
+ * batch: a persistent session gets those messages again on its next connection.
  */
 export function subscribeBatches(options: SubscribeOptions & { maxBatch?: number }, handler: BatchHandler): Promise<Subscription> {
   const report = errorReporter(options);
   return open(options, options.maxBatch ?? 500, async (changes, stats) => {
     try {
-      await handler(changes);
+      if ((await handler(changes)) === false) return false;
     } catch (error) {
       stats.failed += changes.length;
       report(asError(error));

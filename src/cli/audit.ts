@@ -1,0 +1,175 @@
+import { readFileSync } from "node:fs";
+import { AuditTrail } from "../audit/trail.js";
+import { type Change, subscribeBatches, type Subscription } from "../client/index.js";
+import { ConfigError, parseSettings, RUN_SETTINGS, type SettingSpec } from "../config.js";
+import { createLogger, type LogLevel, redactUrl } from "../ops/log.js";
+import { parseTableRef, type TableRef } from "../source/setup.js";
+import { helpText } from "./help.js";
+
+const USAGE = "Usage: tera-cdc audit --mqtt-url URL --database-url URL [--models m1,m2] [--table audit.events] [flags]";
+const EXAMPLES = [
+  "tera-cdc audit --mqtt-url mqtt://broker:1883 --database-url postgres://audit@db/audit",
+  "tera-cdc audit --mqtt-url mqtt://broker:1883 --database-url postgres://audit@db/audit --models device,user --table audit.devices_and_users",
+];
+
+const shared = (name: string): SettingSpec => RUN_SETTINGS.find((s) => s.name === name)!;
+
+/** Settings of `tera-cdc audit`; the broker ones are run's. */
+export const AUDIT_SETTINGS: readonly SettingSpec[] = [
+  shared("mqtt-url"),
+  { name: "database-url", env: "TERA_CDC_AUDIT_DATABASE_URL", kind: { type: "url", schemes: ["postgres", "postgresql"] }, help: "PostgreSQL database that holds the audit table" },
+  { name: "models", env: "TERA_CDC_AUDIT_MODELS", kind: { type: "list" }, help: "comma list of OpenTera models to record (default: every model)" },
+  { name: "table", env: "TERA_CDC_AUDIT_TABLE", kind: { type: "string" }, default: "audit.events", help: "audit table, schema.table, created if missing" },
+  { name: "client-id", env: "TERA_CDC_AUDIT_CLIENT_ID", kind: { type: "string" }, help: "MQTT client id of the persistent session (default tera-cdc-audit-<schema>.<table>)" },
+  { name: "group", env: "TERA_CDC_AUDIT_GROUP", kind: { type: "string" }, help: "MQTT 5 shared subscription group, for several sinks writing one table" },
+  { name: "session-expiry", env: "TERA_CDC_AUDIT_SESSION_EXPIRY", kind: { type: "int", min: 60, max: 4294967295 }, default: 604800, help: "seconds the broker keeps queuing changes for a stopped sink" },
+  { name: "batch-size", env: "TERA_CDC_AUDIT_BATCH_SIZE", kind: { type: "int", min: 1, max: 10000 }, default: 500, help: "most changes per INSERT (acknowledged to the broker after its COMMIT)" },
+  shared("mqtt-username"),
+  shared("mqtt-password"),
+  shared("mqtt-ca"),
+  shared("mqtt-cert"),
+  shared("mqtt-key"),
+  shared("log-level"),
+];
+
+export interface AuditConfig {
+  readonly mqttUrl: string;
+  readonly databaseUrl: string;
+  readonly models: string[] | undefined;
+  readonly table: TableRef;
+  readonly clientId: string;
+  readonly group: string | undefined;
+  readonly sessionExpirySeconds: number;
+  readonly batchSize: number;
+  readonly mqtt: { username?: string; password?: string; ca?: Buffer; cert?: Buffer; key?: Buffer };
+  readonly logLevel: LogLevel;
+}
+
+export function auditConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): AuditConfig | "help" {
+  const parsed = parseSettings(AUDIT_SETTINGS, argv, env);
+  if (parsed.help) return "help";
+  if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": audit takes only flags`);
+  const v = parsed.values;
+  for (const required of ["mqtt-url", "database-url"]) {
+    if (v[required] === undefined) {
+      const spec = AUDIT_SETTINGS.find((s) => s.name === required)!;
+      throw new ConfigError(`setting ${required} is missing: give --${required} or ${spec.env}`);
+    }
+  }
+  let table: TableRef;
+  try {
+    table = parseTableRef(v.table as string);
+  } catch (error) {
+    throw new ConfigError(`setting table: ${(error as Error).message}`);
+  }
+  const models = v.models as string[] | undefined;
+  for (const model of models ?? []) {
+    if (/[./+#]/.test(model)) throw new ConfigError(`setting models: "${model}" is not a model name (no ".", "/", "+" or "#"): give OpenTera model names like device,user`);
+  }
+  const group = v.group as string | undefined;
+  if (group !== undefined && /[/+#]/.test(group)) throw new ConfigError(`setting group: "${group}" may not contain "/", "+" or "#"`);
+  const file = (name: string) => (v[name] === undefined ? undefined : readFileSync(v[name] as string));
+  return {
+    mqttUrl: v["mqtt-url"] as string,
+    databaseUrl: v["database-url"] as string,
+    models,
+    table,
+    clientId: (v["client-id"] as string | undefined) ?? `tera-cdc-audit-${table.schema}.${table.table}`,
+    group,
+    sessionExpirySeconds: v["session-expiry"] as number,
+    batchSize: v["batch-size"] as number,
+    mqtt: {
+      username: v["mqtt-username"] as string | undefined,
+      password: v["mqtt-password"] as string | undefined,
+      ca: file("mqtt-ca"),
+      cert: file("mqtt-cert"),
+      key: file("mqtt-key"),
+    },
+    logLevel: v["log-level"] as LogLevel,
+  };
+}
+
+/**
+ * `tera-cdc audit`: records every change into the audit table. A batch is acknowledged to the
+ * broker only after its INSERT committed; while the database is unreachable the batch is retried
+ * (and nothing more is taken), so a crash or outage anywhere loses nothing and repeats nothing.
+ */
+export async function auditCommand(argv: string[]): Promise<number> {
+  const config = auditConfig(argv);
+  if (config === "help") {
+    process.stdout.write(helpText(USAGE, AUDIT_SETTINGS, EXAMPLES));
+    return 0;
+  }
+  const logger = createLogger(config.logLevel);
+  const tableName = `${config.table.schema}.${config.table.table}`;
+  const trail = await AuditTrail.open(config.databaseUrl, config.table);
+  let stopping = false;
+  let wakeRetry: (() => void) | null = null;
+  const totals = { appended: 0, repeats: 0 };
+
+  const append = async (changes: Change[]): Promise<boolean> => {
+    for (let attempt = 0; ; attempt++) {
+      if (stopping) return false;
+      try {
+        const appended = await trail.append(changes);
+        totals.appended += appended;
+        totals.repeats += changes.length - appended;
+        if (attempt > 0) logger.info({ table: tableName }, "audit table writable again");
+        return true;
+      } catch (error) {
+        const delayMs = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
+        logger.warn({ table: tableName, changes: changes.length, retryInMs: delayMs }, `appending to the audit table failed: ${(error as Error).message.split("\n")[0]}`);
+        await new Promise<void>((resolve) => {
+          wakeRetry = resolve;
+          setTimeout(resolve, delayMs);
+        });
+      }
+    }
+  };
+
+  let subscription: Subscription;
+  try {
+    subscription = await subscribeBatches(
+      {
+        mqttUrl: config.mqttUrl,
+        models: config.models,
+        group: config.group,
+        clientId: config.clientId,
+        session: "persistent",
+        sessionExpirySeconds: config.sessionExpirySeconds,
+        maxBatch: config.batchSize,
+        maxUnacked: Math.max(1000, config.batchSize * 2),
+        mqtt: config.mqtt,
+        onError: (error, change) => logger.error(change ? { model: change.model, lsn: change.lsn, seq: change.seq } : {}, error.message.split("\n")[0]),
+      },
+      append,
+    );
+  } catch (error) {
+    await trail.close();
+    throw error;
+  }
+  logger.info({ topics: subscription.topics, table: tableName, clientId: subscription.clientId, mqttUrl: redactUrl(config.mqttUrl) }, "audit sink recording");
+
+  let reported = { ...totals };
+  const progress = setInterval(() => {
+    if (totals.appended === reported.appended && totals.repeats === reported.repeats) return;
+    logger.info({ table: tableName, appended: totals.appended, repeats: totals.repeats }, "audit progress");
+    reported = { ...totals };
+  }, 10_000);
+
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: string) => {
+      logger.info({ signal }, "stopping");
+      stopping = true;
+      wakeRetry?.();
+      resolve();
+    };
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+  });
+  clearInterval(progress);
+  await subscription.close();
+  await trail.close();
+  logger.info({ table: tableName, appended: totals.appended, repeats: totals.repeats }, "audit sink stopped");
+  return 0;
+}
