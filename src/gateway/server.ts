@@ -141,8 +141,10 @@ export class Gateway {
     if (this.pingTimer) clearInterval(this.pingTimer);
     for (const client of this.clients) client.socket.terminate();
     this.wss?.close();
-    await new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
+    const closed = new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
+    // Browsers keep idle HTTP connections open; close() alone would wait for them.
     this.http?.closeAllConnections();
+    await closed;
     await this.mqtt?.endAsync();
   }
 
