@@ -16,7 +16,8 @@ export class ConfigError extends Error {
 
 type Kind =
   | { type: "string" }
-  | { type: "url"; schemes: readonly string[]; requireHost?: boolean }
+  /** `libpqSslModes`: the URL's sslmode means what it means to libpq and psql (withLibpqSslModes). */
+  | { type: "url"; schemes: readonly string[]; requireHost?: boolean; libpqSslModes?: boolean }
   | { type: "int"; min: number; max: number }
   | { type: "enum"; values: readonly string[] }
   | { type: "list" }
@@ -151,7 +152,7 @@ function validate(spec: SettingSpec, raw: unknown, source: string): string | num
       }
       if (!kind.schemes.includes(parsed.protocol.replace(/:$/, ""))) fail(` (scheme ${parsed.protocol})`);
       if (kind.requireHost && !parsed.hostname) fail(" (no host)");
-      return raw;
+      return kind.libpqSslModes ? withLibpqSslModes(raw) : raw;
     }
     case "int": {
       const n = typeof raw === "number" ? raw : typeof raw === "string" && /^-?\d+$/.test(raw.trim()) ? Number(raw) : Number.NaN;
@@ -266,7 +267,7 @@ function parseTableSettings(table: string, raw: unknown, path: string): TableSet
 
 /** Settings of `tera-cdc run`. */
 export const RUN_SETTINGS: readonly SettingSpec[] = [
-  { name: "database-url", env: "TERA_CDC_DATABASE_URL", kind: { type: "url", schemes: ["postgres", "postgresql"] }, help: "PostgreSQL connection URL", secret: false },
+  { name: "database-url", env: "TERA_CDC_DATABASE_URL", kind: { type: "url", schemes: ["postgres", "postgresql"], libpqSslModes: true }, help: "PostgreSQL connection URL", secret: false },
   { name: "mqtt-url", env: "TERA_CDC_MQTT_URL", kind: { type: "url", schemes: ["mqtt", "mqtts", "ws", "wss", "tcp", "ssl"], requireHost: true }, help: "MQTT broker URL" },
   { name: "tables", env: "TERA_CDC_TABLES", kind: { type: "list" }, help: "comma list of table or schema.table (default: the publication's tables)" },
   { name: "publication", env: "TERA_CDC_PUBLICATION", kind: { type: "string" }, default: "tera_cdc", help: "publication, created for --tables if missing" },
@@ -298,6 +299,16 @@ export const RUN_SETTINGS: readonly SettingSpec[] = [
   { name: "preset", env: "TERA_CDC_PRESET", kind: { type: "enum", values: ["opentera"] }, help: "tables, model names and published columns of a known schema (opentera: OpenTera's own events, its secrets withheld); your table settings override it" },
   { name: "data-dir", env: "TERA_CDC_DATA_DIR", kind: { type: "string" }, default: ".tera-cdc", help: "folder of the embedded PostgreSQL and broker ports, used when no database or broker URL is given" },
 ];
+
+/**
+ * node-postgres reads `sslmode=require` (and prefer, verify-ca) as verify-full and prints a
+ * multi-line warning, so a URL that works with psql against a self-signed server fails here.
+ * Asking for libpq's meaning keeps one URL valid for both; verify-full still verifies.
+ */
+export function withLibpqSslModes(url: string): string {
+  if (!/[?&]sslmode=/.test(url) || /[?&]uselibpqcompat=/.test(url)) return url;
+  return `${url}${url.includes("?") ? "&" : "?"}uselibpqcompat=true`;
+}
 
 export function tableSettingsFor(all: Record<string, TableSettings>, ref: TableRef): TableSettings {
   return all[`${ref.schema}.${ref.table}`] ?? {};
