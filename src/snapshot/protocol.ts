@@ -69,6 +69,8 @@ export function progressTopic(moduleName: string, id: number | "+"): string {
  */
 export function checkWhere(where: string): string | null {
   if (where.trim() === "") return "the where filter is empty: give an SQL condition such as \"id > 100\" or leave it out";
+  // E'...' strings end at a quote a backslash does not escape: refuse backslashes to keep this scan exact.
+  if (where.includes("\\")) return "the where filter may not contain backslashes: write standard SQL string literals";
   let depth = 0;
   for (let i = 0; i < where.length; i++) {
     const c = where[i]!;
@@ -78,7 +80,6 @@ export function checkWhere(where: string): string | null {
       i = end;
       continue;
     }
-    if (c === "\\") return "the where filter may not contain backslashes: write standard SQL string literals";
     if (c === "$") return "the where filter may not use $ (parameters, dollar quoting): write plain SQL literals";
     if (c === ";") return "the where filter may not contain ';': give one condition, not statements";
     if ((c === "-" && where[i + 1] === "-") || (c === "/" && where[i + 1] === "*")) return "the where filter may not contain comments";
