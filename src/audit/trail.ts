@@ -90,6 +90,16 @@ export class AuditTrail {
         await client.query("BEGIN");
         // Two sinks starting at once would both try CREATE TABLE.
         await client.query("SELECT pg_advisory_xact_lock(hashtext('tera-cdc audit ddl'))");
+        // A table of that name made for something else must not be mistaken for (or changed into) the trail.
+        const { rows } = await client.query<{ column_name: string }>(
+          "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+          [table.schema, table.table],
+        );
+        const present = new Set(rows.map((r) => r.column_name));
+        const missing = AUDIT_COLUMNS.filter((c) => !present.has(c));
+        if (rows.length > 0 && missing.length > 0) {
+          throw new Error(`table ${table.schema}.${table.table} exists but has no column ${missing.join(", ")}: give another --table, or drop it so the sink creates it`);
+        }
         for (const statement of auditTableDdl(table)) await client.query(statement);
         await client.query("COMMIT");
       } catch (error) {
@@ -97,15 +107,6 @@ export class AuditTrail {
         throw error;
       } finally {
         client.release();
-      }
-      const { rows } = await pool.query<{ column_name: string }>(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
-        [table.schema, table.table],
-      );
-      const present = new Set(rows.map((r) => r.column_name));
-      const missing = AUDIT_COLUMNS.filter((c) => !present.has(c));
-      if (missing.length > 0) {
-        throw new Error(`table ${table.schema}.${table.table} exists but has no column ${missing.join(", ")}: give another --table, or drop it so the sink creates it`);
       }
       return new AuditTrail(pool, table);
     } catch (error) {
