@@ -82,7 +82,9 @@ describe("tera-cdc audit", () => {
 
     // Everything written while the sink was down waits in its persistent session.
     const second = await startAudit(sinkArgs);
+    const restartedAt = Date.now();
     await waitFor("20,000 rows", async () => ((await count()) >= 20_000 ? true : undefined), 180_000, 200);
+    const catchUpSeconds = (Date.now() - restartedAt) / 1000;
     await new Promise((r) => setTimeout(r, 1_000));
 
     const [totals] = await auditQuery(`SELECT count(*) AS rows, count(DISTINCT (lsn, seq)) AS keys,
@@ -99,12 +101,43 @@ describe("tera-cdc audit", () => {
     expect(order).toEqual({ out_of_order: "0" });
     const [sample] = await auditQuery("SELECT model, op, object, source_table, xid > 0 AS has_xid, commit_time <= received_at AS received_after_commit FROM audit.ledger WHERE op = 'update' ORDER BY id LIMIT 1");
     expect(sample).toEqual({ model: "ledger_entry", op: "update", object: { id_ledger_entry: 1, amount: expect.anything(), note: "corrected" }, source_table: "public.t_ledger_entrys", has_xid: true, received_after_commit: true });
-    console.log(`audit: SIGKILL with ${atKill} of 20,000 rows written; the restarted sink completed the trail`);
+    console.log(`audit: SIGKILL with ${atKill} of 20,000 rows written; the restarted sink appended the other ${20_000 - atKill} queued changes in ${catchUpSeconds.toFixed(1)} s (${Math.round((20_000 - atKill) / catchUpSeconds)} rows/s)`);
 
     second.child.kill("SIGTERM");
     expect(await exited(second.child, 30_000)).toBe(0);
     expect(second.logs()).toMatch(/audit sink stopped/);
+    console.log(`audit: the restarted sink skipped ${/"repeats":(\d+)[^\n]*audit sink stopped/.exec(second.logs())?.[1] ?? "?"} repeats (committed before the kill, not yet acknowledged)`);
   }, 400_000);
+
+  it("retries while its database is down and acknowledges nothing it has not committed", async () => {
+    const store = await startPostgres({ walLevel: "replica" });
+    try {
+      await db.query("CREATE TABLE t_outage_items (id_outage_item bigint PRIMARY KEY)");
+      running.push(await startCdc({ databaseUrl: db.url, mqttUrl: broker.url, args: ["--tables", "t_outage_items", "--slot", "outage_slot", "--publication", "outage_pub"] }));
+      const { child, output } = runCli(["audit", "--mqtt-url", broker.url, "--database-url", store.url, "--models", "outage_item", "--table", "audit.outage"]);
+      children.push(child);
+      await waitFor("the sink to subscribe", () => /audit sink recording/.test(output().stderr) || undefined, 60_000);
+      const count = async () => Number((await store.query("SELECT count(*) AS n FROM audit.outage")).rows[0].n);
+      await db.query("INSERT INTO t_outage_items SELECT g FROM generate_series(1, 1000) g");
+      await waitFor("the first 1,000 rows", async () => ((await count()) === 1_000 ? true : undefined), 60_000);
+
+      await store.stopServer();
+      await db.query("INSERT INTO t_outage_items SELECT g FROM generate_series(1001, 3000) g");
+      await waitFor("the sink to notice", () => /appending to the audit table failed/.test(output().stderr) || undefined, 60_000);
+      // Still running, and the failed batch is not acknowledged: it waits in the session with the rest.
+      expect(child.exitCode).toBeNull();
+      await store.startServer();
+      await waitFor("all 3,000 rows", async () => ((await count()) >= 3_000 ? true : undefined), 120_000, 200);
+      await new Promise((r) => setTimeout(r, 500));
+      const { rows } = await store.query("SELECT count(*) AS n, count(DISTINCT object->>'id_outage_item') AS ids, min((object->>'id_outage_item')::int) AS lo, max((object->>'id_outage_item')::int) AS hi FROM audit.outage");
+      expect(rows[0]).toEqual({ n: "3000", ids: "3000", lo: 1, hi: 3000 });
+      expect(output().stderr).toMatch(/audit table writable again/);
+      child.kill("SIGTERM");
+      expect(await exited(child, 30_000)).toBe(0);
+    } finally {
+      await store.close();
+    }
+  }, 300_000);
 
   it("keeps the table append-only and refuses a table of another shape", async () => {
     const sink = await startAudit(["--table", "audit.guarded"]);
