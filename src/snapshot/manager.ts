@@ -245,7 +245,10 @@ export class SnapshotManager {
   }
 
   private async emit(id: number, window: string, mark: "low" | "high"): Promise<void> {
-    await this.query("SELECT pg_logical_emit_message(false, $1, $2)", [WATERMARK_PREFIX, watermarkContent({ snapshot: id, window, mark })]);
+    // A non-transactional message is not flushed by itself (PostgreSQL 15 has no flush argument),
+    // and the walsender sends only flushed WAL: taking a transaction id makes the statement's
+    // commit flush the WAL, so the watermark reaches the stream now, not at the next WAL writer round.
+    await this.query("SELECT pg_logical_emit_message(false, $1, $2), pg_current_xact_id()", [WATERMARK_PREFIX, watermarkContent({ snapshot: id, window, mark })]);
   }
 
   private async tableOfModel(model: string): Promise<TableRef> {
