@@ -184,6 +184,7 @@ export class CdcService {
       lagSeconds: s.lastCommitTime ? Math.max(0, Date.now() / 1000 - s.lastCommitTime) : 0,
       oversize: s.oversize,
       rejected: s.rejected,
+      skipped: s.skipped,
       reconnects: this.reconnects,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
     };

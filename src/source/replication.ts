@@ -37,6 +37,8 @@ export class ReplicationStream {
   private stopped = false;
   private statusTimer: NodeJS.Timeout | null = null;
   private lastStatusAt = 0;
+  /** A status update held back by `confirm`'s minimum interval, due when the interval has passed. */
+  private deferredStatus: NodeJS.Timeout | null = null;
   private paused = false;
 
   constructor(private readonly options: ReplicationStreamOptions) {}
@@ -118,7 +120,18 @@ export class ReplicationStream {
   confirm(lsn: Lsn, minIntervalMs = 0): void {
     if (lsn <= this.confirmed) return;
     this.confirmed = lsn;
-    if (Date.now() - this.lastStatusAt >= minIntervalMs) this.sendStatus();
+    const wait = minIntervalMs - (Date.now() - this.lastStatusAt);
+    if (wait <= 0) {
+      this.sendStatus();
+    } else if (!this.deferredStatus) {
+      // Sent a little later rather than at the next periodic status: otherwise the end of a burst
+      // stays unconfirmed (WAL retained, replayed after a crash) for up to the status interval.
+      this.deferredStatus = setTimeout(() => {
+        this.deferredStatus = null;
+        this.sendStatus();
+      }, wait);
+      this.deferredStatus.unref();
+    }
   }
 
   get confirmedLsn(): Lsn {
@@ -166,6 +179,8 @@ export class ReplicationStream {
   private clearTimer(): void {
     if (this.statusTimer) clearInterval(this.statusTimer);
     this.statusTimer = null;
+    if (this.deferredStatus) clearTimeout(this.deferredStatus);
+    this.deferredStatus = null;
   }
 }
 
