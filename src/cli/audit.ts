@@ -105,9 +105,12 @@ export async function auditCommand(argv: string[]): Promise<number> {
   const trail = await AuditTrail.open(config.databaseUrl, config.table);
   let stopping = false;
   let wakeRetry: (() => void) | null = null;
-  const totals = { appended: 0, repeats: 0 };
+  const totals = { appended: 0, repeats: 0, snapshotRows: 0 };
 
-  const append = async (changes: Change[]): Promise<boolean> => {
+  const append = async (received: Change[]): Promise<boolean> => {
+    // Snapshot rows restate current rows; they are not changes, so they have no place in the trail.
+    const changes = received.filter((change) => change.snapshot === null);
+    totals.snapshotRows += received.length - changes.length;
     for (let attempt = 0; ; attempt++) {
       if (stopping) return false;
       try {
@@ -153,7 +156,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
   let reported = { ...totals };
   const progress = setInterval(() => {
     if (totals.appended === reported.appended && totals.repeats === reported.repeats) return;
-    logger.info({ table: tableName, appended: totals.appended, repeats: totals.repeats }, "audit progress");
+    logger.info({ table: tableName, ...totals }, "audit progress");
     reported = { ...totals };
   }, 10_000);
 
@@ -170,6 +173,6 @@ export async function auditCommand(argv: string[]): Promise<number> {
   clearInterval(progress);
   await subscription.close();
   await trail.close();
-  logger.info({ table: tableName, appended: totals.appended, repeats: totals.repeats }, "audit sink stopped");
+  logger.info({ table: tableName, ...totals }, "audit sink stopped");
   return 0;
 }

@@ -22,7 +22,7 @@ export interface Change<T = Record<string, unknown>> {
   readonly object: T;
   /** The object's JSON exactly as published (big numbers keep every digit here). */
   readonly objectJson: string;
-  /** Commit time of the transaction, ISO 8601 with microseconds, UTC. */
+  /** Commit time of the transaction as tera-cdc sent it: ISO 8601 with microseconds and offset, e.g. 2024-05-01T10:00:00.123456+00:00. */
   readonly commitTime: string;
   /** Commit LSN of the transaction, PostgreSQL's spelling (paste into SQL as a pg_lsn). */
   readonly lsn: string;
@@ -38,6 +38,11 @@ export interface Change<T = Record<string, unknown>> {
   readonly unchanged: readonly string[];
   /** True when tera-cdc published only the key columns (the full event was too large or refused). */
   readonly keysOnly: boolean;
+  /**
+   * The snapshot id when this is a row of a snapshot (`tera-cdc snapshot`): the row's current state
+   * published as an update (an upsert), not a change committed at `commitTime`. Null for live changes.
+   */
+  readonly snapshot: string | null;
   /** When this consumer received the message. */
   readonly receivedAt: Date;
   /** MQTT topic the message came on. */
@@ -92,7 +97,8 @@ export function decodeChanges(
     throw new ChangeDecodeError(topic, `user property lsn: ${(error as Error).message}`);
   }
   const firstSeq = wholeNumber(prop("seq"), "seq", topic);
-  const count = prop("count") === undefined ? 1 : wholeNumber(prop("count"), "count", topic);
+  // A message without `count` holds one change, or none: snapshot markers are TeraEvents without events.
+  const count = prop("count") === undefined ? Math.min(teraEvent.events.length, 1) : wholeNumber(prop("count"), "count", topic);
   if (count !== teraEvent.events.length) {
     throw new ChangeDecodeError(topic, `user property count says ${count} events, the TeraEvent holds ${teraEvent.events.length}`);
   }
@@ -107,6 +113,7 @@ export function decodeChanges(
     table: prop("table") ?? "",
     unchanged,
     keysOnly: prop("keys-only") === "true",
+    snapshot: prop("snapshot") ?? null,
     receivedAt,
     topic,
     teraEvent,

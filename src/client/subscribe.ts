@@ -20,6 +20,11 @@ export interface SubscribeOptions {
   readonly mqttUrl: string;
   /** OpenTera model names to receive (e.g. ["device", "user"]); all models when omitted. */
   readonly models?: readonly string[];
+  /**
+   * MQTT topic filters to subscribe to instead of the model topics, for tables that `run` publishes
+   * under a `topic:` template of their own; `models` is then ignored.
+   */
+  readonly topics?: readonly string[];
   /** Operations to hand to the handler; all four when omitted. Others are acknowledged and skipped. */
   readonly ops?: readonly ChangeOp[];
   /** Join MQTT 5 shared subscription group `$share/<group>/...`: the replicas of a service split the stream. */
@@ -193,10 +198,10 @@ export function changes(options: SubscribeOptions): AsyncIterableIterator<Change
   return iterator;
 }
 
-/** The MQTT topic filters for the options: one per model, or every model, shared when a group is given. */
-export function topicFilters(options: Pick<SubscribeOptions, "models" | "group">): string[] {
+/** The MQTT topic filters for the options: the given topics, one per model, or every model; shared when a group is given. */
+export function topicFilters(options: Pick<SubscribeOptions, "models" | "group" | "topics">): string[] {
   const models = options.models ?? [];
-  const topics = models.length === 0 ? [`${toMqttTopic(DATABASE_EVENTS_TOPIC_PREFIX)}/+`] : models.map((model) => toMqttTopic(databaseEventTopic(model)));
+  const topics = options.topics?.length ? [...options.topics] : models.length === 0 ? [`${toMqttTopic(DATABASE_EVENTS_TOPIC_PREFIX)}/+`] : models.map((model) => toMqttTopic(databaseEventTopic(model)));
   if (options.group === undefined) return topics;
   if (options.group === "" || /[/+#]/.test(options.group)) {
     throw new Error(`group ${JSON.stringify(options.group)} is not a valid shared subscription name: use letters, digits, - or _`);

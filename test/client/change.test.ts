@@ -52,6 +52,14 @@ describe("decodeChanges", () => {
     expect(change!.object).toEqual({});
   });
 
+  it("gives no change for a snapshot marker (a TeraEvent without events) and tags snapshot rows", () => {
+    const marker = encodeDatabaseTeraEvent(DOTTED, 1, []);
+    expect(decodeChanges(TOPIC, marker, { lsn: "0/5", seq: "0", snapshot: "7", "snapshot-marker": "start" }, NOW)).toEqual([]);
+    const [row] = decodeChanges(TOPIC, payload([{ type: DatabaseEvent_EventType.DB_UPDATE, object: { id_device: 1 } }]), { ...BASE, op: "update", snapshot: "7" }, NOW);
+    expect(row!.snapshot).toBe("7");
+    expect(decodeChanges(TOPIC, payload([{ type: DatabaseEvent_EventType.DB_CREATE, object: {} }]), BASE, NOW)[0]!.snapshot).toBeNull();
+  });
+
   it("reads unchanged TOAST columns and keys-only events", () => {
     const [change] = decodeChanges(TOPIC, payload([{ type: DatabaseEvent_EventType.DB_UPDATE, object: { id_device: 1 } }]), { ...BASE, op: "update", unchanged: "big,doc", "keys-only": "true" }, NOW);
     expect(change!.unchanged).toEqual(["big", "doc"]);
@@ -118,5 +126,17 @@ describe("invalidateCache with a Map", () => {
 
   it("refuses a cache it cannot clear", () => {
     expect(() => invalidateCache({ delete() {} } as never)).toThrow(/needs a cache with delete\(key\) and keys\(\)/);
+  });
+});
+
+describe("topicFilters", () => {
+  it("subscribes to each model's topic, every model, given topics, or shares them in a group", async () => {
+    const { topicFilters } = await import("../../src/client/index.js");
+    expect(topicFilters({ models: ["device", "user"] })).toEqual(["module/TeraServer/DatabaseModule/events/device", "module/TeraServer/DatabaseModule/events/user"]);
+    expect(topicFilters({})).toEqual(["module/TeraServer/DatabaseModule/events/+"]);
+    expect(topicFilters({ models: ["device"], group: "cache" })).toEqual(["$share/cache/module/TeraServer/DatabaseModule/events/device"]);
+    expect(topicFilters({ models: ["device"], topics: ["site-a/devices"] })).toEqual(["site-a/devices"]);
+    expect(() => topicFilters({ models: ["a.b"] })).toThrow(/invalid topic model "a.b"/);
+    expect(() => topicFilters({ group: "a/b" })).toThrow(/group "a\/b" is not a valid shared subscription name/);
   });
 });
