@@ -21,7 +21,7 @@ export const AUDIT_SETTINGS: readonly SettingSpec[] = [
   { name: "models", env: "TERA_CDC_AUDIT_MODELS", kind: { type: "list" }, help: "comma list of OpenTera models to record (default: every model)" },
   { name: "table", env: "TERA_CDC_AUDIT_TABLE", kind: { type: "string" }, default: "audit.events", help: "audit table, schema.table, created if missing" },
   { name: "client-id", env: "TERA_CDC_AUDIT_CLIENT_ID", kind: { type: "string" }, help: "MQTT client id of the persistent session (default tera-cdc-audit-<schema>.<table>)" },
-  { name: "group", env: "TERA_CDC_AUDIT_GROUP", kind: { type: "string" }, help: "MQTT 5 shared subscription group, for several sinks writing one table" },
+  { name: "group", env: "TERA_CDC_AUDIT_GROUP", kind: { type: "string" }, help: "MQTT 5 shared subscription group, for several sinks writing one table (each with its own --client-id)" },
   { name: "session-expiry", env: "TERA_CDC_AUDIT_SESSION_EXPIRY", kind: { type: "int", min: 60, max: 4294967295 }, default: 604800, help: "seconds the broker keeps queuing changes for a stopped sink" },
   { name: "batch-size", env: "TERA_CDC_AUDIT_BATCH_SIZE", kind: { type: "int", min: 1, max: 10000 }, default: 500, help: "most changes per INSERT (acknowledged to the broker after its COMMIT)" },
   shared("mqtt-username"),
