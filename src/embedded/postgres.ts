@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
@@ -106,7 +106,13 @@ async function initialiseCluster(dataDir: string, bin: Binaries, user: { uid?: n
   // A folder without PG_VERSION is what an interrupted initdb leaves: start it over.
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  if (user.uid !== undefined) chownSync(dir, user.uid, user.gid!);
+  if (user.uid !== undefined) {
+    chownSync(dir, user.uid, user.gid!);
+    // As root the folder may sit under one the postgres user cannot enter (/root is 0700).
+    if (spawnSync("test", ["-w", dir], user).status !== 0) {
+      throw new Error(`the postgres user cannot reach ${dir} (a parent folder is not open to other users): give --data-dir a folder it can reach, e.g. --data-dir /var/tmp/tera-cdc`);
+    }
+  }
   logger.info({ dir }, "creating the embedded PostgreSQL cluster");
   await run(bin.initdb, ["-D", dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"], user);
 }
