@@ -4,7 +4,7 @@ import { startCdc } from "../harness/cdc.js";
 import { startConsumer } from "../harness/consumer.js";
 import { waitFor } from "../harness/ports.js";
 import { type PostgresServer, startPostgres } from "../harness/postgres.js";
-import { checkDelivery, committedIds, createWorkload, residentBytes, sleep, startWriter, waitForAll, writeBacklog } from "./support.js";
+import { checkDelivery, committedIds, createWorkload, lsnValue, residentBytes, sleep, startWriter, waitForAll, writeBacklog } from "./support.js";
 
 let db: PostgresServer;
 let broker: Broker;
@@ -27,11 +27,6 @@ afterAll(async () => {
 async function sentLsn(slot: string): Promise<string | null> {
   const row = (await db.query("SELECT sent_lsn FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = $1", [slot])).rows[0] as { sent_lsn: string } | undefined;
   return row?.sent_lsn ?? null;
-}
-
-function lsnValue(text: string): bigint {
-  const [high, low] = text.split("/");
-  return (BigInt(`0x${high}`) << 32n) + BigInt(`0x${low}`);
 }
 
 describe("broker stopped for 10 seconds mid-stream", () => {

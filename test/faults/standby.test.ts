@@ -4,7 +4,7 @@ import { startCdc } from "../harness/cdc.js";
 import { startConsumer } from "../harness/consumer.js";
 import { waitFor } from "../harness/ports.js";
 import { type PostgresServer, startPostgres } from "../harness/postgres.js";
-import { checkDelivery, committedIds, createWorkload, sleep, startWriter, waitForAll } from "./support.js";
+import { checkDelivery, committedIds, confirmedPosition, createWorkload, duplicatesOutsideTail, sleep, startWriter, waitForAll } from "./support.js";
 
 let db: PostgresServer;
 let broker: Broker;
@@ -41,7 +41,9 @@ describe("two instances on the same slot", () => {
       await active.kill();
       // What the broker still had of the killed instance lands within moments; anything after is the standby's.
       await sleep(300);
-      const fromKilled = consumer.events.length;
+      const firstRun = consumer.events.slice();
+      const confirmed = await confirmedPosition(db, "pair_slot");
+      const fromKilled = firstRun.length;
       const first = await waitFor("the first event from the standby", () => consumer.events[fromKilled], 30_000, 5);
       const takeoverMs = first.receivedAt - killedAt;
       expect((await standby.health()).status).toBe(200);
@@ -54,6 +56,8 @@ describe("two instances on the same slot", () => {
       await sleep(300);
       const report = checkDelivery(consumer.events, expected, { allowReplays: true, replayFromTransactionStart: true });
       expect(report.replays.length).toBeLessThanOrEqual(1);
+      // Published by both: exactly the transactions after the confirmed position at the kill.
+      expect(duplicatesOutsideTail(firstRun, consumer.events, confirmed).slice(0, 5)).toEqual([]);
       // Within seconds: the standby polls the slot every 2 s by default.
       expect(takeoverMs).toBeLessThan(15_000);
       console.log(`standby takeover: ${takeoverMs} ms from SIGKILL to the standby's first event; ${report.duplicates} duplicates (the unconfirmed tail)`);

@@ -117,7 +117,8 @@ export function eventKey(event: ReceivedEvent): string {
   return `${event.lsn}/${event.seq}`;
 }
 
-function lsnNumber(text: string): bigint {
+/** An LSN in PostgreSQL's spelling (`16/B374D848`) as a number. */
+export function lsnValue(text: string): bigint {
   const [high, low] = text.split("/");
   return (BigInt(`0x${high}`) << 32n) + BigInt(`0x${low}`);
 }
@@ -142,7 +143,7 @@ export function checkDelivery(events: readonly ReceivedEvent[], expected: Map<st
   const byKey = new Map<string, ReceivedEvent>();
   for (const event of events) if (!byKey.has(eventKey(event))) byKey.set(eventKey(event), event);
   const canonical = [...byKey.values()].sort((x, y) => {
-    const dl = lsnNumber(x.lsn) - lsnNumber(y.lsn);
+    const dl = lsnValue(x.lsn) - lsnValue(y.lsn);
     return dl !== 0n ? (dl < 0n ? -1 : 1) : x.seq - y.seq;
   });
   const indexOf = new Map(canonical.map((e, i) => [eventKey(e), i]));
@@ -205,6 +206,23 @@ export function checkDelivery(events: readonly ReceivedEvent[], expected: Map<st
   }
   if (previousIndex !== newest) throw new Error("the stream ended inside a replay: events after it never came again");
   return { received: events.length, unique: canonical.length, duplicates, replays };
+}
+
+/**
+ * The events received from an instance that died, that another then published again: exactly
+ * those of transactions at or after the slot's confirmed position at the death (received but not
+ * yet confirmed), never one before it. Returns the keys that break this (empty when it holds).
+ */
+export function duplicatesOutsideTail(firstRun: readonly ReceivedEvent[], all: readonly ReceivedEvent[], confirmed: bigint): string[] {
+  const counts = new Map<string, number>();
+  for (const event of all) counts.set(eventKey(event), (counts.get(eventKey(event)) ?? 0) + 1);
+  return firstRun.filter((event) => counts.get(eventKey(event))! > 1 !== lsnValue(event.lsn) >= confirmed).map(eventKey);
+}
+
+/** The slot's confirmed_flush_lsn. */
+export async function confirmedPosition(db: PostgresServer, slot: string): Promise<bigint> {
+  const row = (await db.query("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1", [slot])).rows[0] as { lsn: string };
+  return lsnValue(row.lsn);
 }
 
 /** Resident memory of a process in bytes (VmRSS of /proc/<pid>/status). */
