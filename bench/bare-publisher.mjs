@@ -5,11 +5,12 @@
 import { performance } from "node:perf_hooks";
 import mqtt from "mqtt";
 
-const { url, topic, count, payloadBytes, qos, inFlight } = JSON.parse(process.argv[2]);
+const { url, topic, count, payloadBytes, qos, inFlight, userProperties } = JSON.parse(process.argv[2]);
 const now = () => performance.timeOrigin + performance.now();
 const client = await mqtt.connectAsync(url, { protocolVersion: 5, clean: true, reconnectPeriod: 0 });
 const payload = Buffer.alloc(payloadBytes, 0x61);
-const options = { qos };
+// With userProperties, every message carries them (and a content type) as tera-cdc's do.
+const options = userProperties ? { qos, properties: { contentType: "application/x-protobuf", userProperties } } : { qos };
 
 let sent = 0;
 let acked = 0;

@@ -56,6 +56,8 @@ function parseArgs(argv: string[]): Options {
   let svgFile: string | undefined;
   let profileDir: string | undefined;
   let only = new Set<Section>(SECTIONS);
+  let rows: number | undefined;
+  let reps: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = () => {
@@ -67,19 +69,28 @@ function parseArgs(argv: string[]): Options {
     else if (arg === "--json") jsonFile = value();
     else if (arg === "--svg") svgFile = value();
     else if (arg === "--profile") profileDir = value();
+    else if (arg === "--rows") rows = positive(arg, value());
+    else if (arg === "--reps") reps = positive(arg, value());
     else if (arg === "--only") {
       const names = value().split(",");
       for (const n of names) if (!SECTIONS.includes(n as Section)) throw new Error(`--only ${n}: unknown section; use some of ${SECTIONS.join(",")}`);
       only = new Set(names as Section[]);
     } else if (arg === "--help" || arg === "-h") {
-      process.stdout.write("usage: npm run bench -- [--quick] [--json FILE] [--svg FILE] [--only bulk,pgbench,opentera,latency,memory,peers] [--profile DIR]\n");
+      process.stdout.write("usage: npm run bench -- [--quick] [--json FILE] [--svg FILE] [--only bulk,pgbench,opentera,latency,memory,peers] [--rows N] [--reps N] [--profile DIR]\n");
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}; see --help`);
   }
-  const settings: Settings = quick
+  const preset: Settings = quick
     ? { quick, rows: 20_000, reps: 1, bigRows: 200_000, latencySeconds: 3, latencyRates: [1000, 5000], batchEvents: 500, batchBytes: 65536, inFlight: 1000 }
     : { quick, rows: 200_000, reps: 3, bigRows: 1_000_000, latencySeconds: 10, latencyRates: [1000, 5000], batchEvents: 500, batchBytes: 65536, inFlight: 1000 };
+  const settings: Settings = { ...preset, rows: rows ?? preset.rows, reps: reps ?? preset.reps };
   return { settings, jsonFile, svgFile, profileDir, only };
+}
+
+function positive(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} ${text}: expected a whole number of at least 1`);
+  return n;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -113,16 +124,17 @@ class Subscriber {
   payloadBytes = 0;
   firstCommitMs = Number.NaN;
   lastAt = 0;
+  lastProperties: Record<string, string> = {};
   onMessage: ((payload: Buffer, properties: Record<string, string>, at: number) => void) | null = null;
   private wake: (() => void) | null = null;
 
   private constructor(private readonly client: mqtt.MqttClient) {
-    client.on("message", (_topic, payload, packet) => {
+    client.on("message", (topic, payload, packet) => {
       const at = now();
       const properties = (packet.properties?.userProperties ?? {}) as Record<string, string>;
       const count = properties.count ? Number(properties.count) : 1;
       if (this.messages === 0) this.firstCommitMs = commitTimeMs(properties["commit-time"]);
-      if (this.messages % 500 === 0 && properties.lsn) {
+      if (this.messages % 500 === 0 && topic.startsWith(TOPIC_PREFIX)) {
         const decoded = decodeTeraEvent(payload);
         if (!decoded.ok || decoded.message.events.length !== count || unpackAny(decoded.message.events[0]!).type !== "DatabaseEvent") {
           throw new Error(`subscriber received a payload that is not a TeraEvent of ${count} DatabaseEvents`);
@@ -132,6 +144,7 @@ class Subscriber {
       this.messages++;
       this.payloadBytes += payload.length;
       this.lastAt = at;
+      this.lastProperties = properties;
       this.onMessage?.(payload, properties, at);
       this.wake?.();
     });
@@ -228,9 +241,12 @@ class Bench {
 
   private async startTeraCdc(name: string, table: string, extra: string[] = []): Promise<CdcProcess> {
     const env: Record<string, string> = {};
+    if (process.env.BENCH_CDC_NODE_OPTIONS) env.NODE_OPTIONS = process.env.BENCH_CDC_NODE_OPTIONS;
     if (this.options.profileDir) {
       mkdirSync(this.options.profileDir, { recursive: true });
-      env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${this.options.profileDir} --cpu-prof-name=${name}-${++this.processCount}.cpuprofile`;
+      env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ""} --import=${join(import.meta.dirname, "cpu-profile.mjs")}`.trim();
+      env.TERA_CDC_CPU_PROFILE_DIR = this.options.profileDir;
+      env.TERA_CDC_CPU_PROFILE_NAME = `${name}-${++this.processCount}`;
     }
     return startCdc({
       databaseUrl: this.pgServer.url,
@@ -281,11 +297,11 @@ class Bench {
   }
 
   /** Changes/s a bare mqtt.js client reaches publishing `count` payloads of `bytes` to one subscriber. */
-  private async bareMqtt(count: number, bytes: number): Promise<number> {
+  private async bareMqtt(count: number, bytes: number, userProperties?: Record<string, string>): Promise<number> {
     const topic = `bench/bare/${bytes}`;
     const subscriber = await Subscriber.start(this.broker.url, topic);
     try {
-      const child = spawnTracked(process.execPath, [BARE_PUBLISHER, JSON.stringify({ url: this.broker.url, topic, count, payloadBytes: bytes, qos: 1, inFlight: this.s.inFlight })], {
+      const child = spawnTracked(process.execPath, [BARE_PUBLISHER, JSON.stringify({ url: this.broker.url, topic, count, payloadBytes: bytes, qos: 1, inFlight: this.s.inFlight, userProperties })], {
         stdio: ["ignore", "pipe", "pipe"],
       });
       let stdout = "";
@@ -405,7 +421,11 @@ class Bench {
           this.results.add(`recv-${kind}`, `pg_recvlogical ${name}`, "changes/s", "raw", rows / seconds);
           if (!batched) {
             this.results.add(`payload-${kind}`, `TeraEvent payload ${name}`, "bytes", "tera-cdc", payloadBytes);
+            const properties = subscriber.lastProperties;
             this.results.add(`bare-${kind}`, `bare mqtt.js QoS 1, ${payloadBytes} B payloads`, "msg/s", "raw", await this.bareMqtt(rows, payloadBytes));
+            if (kind === "bulk") {
+              this.results.add("bare-props-bulk", `bare mqtt.js QoS 1, ${payloadBytes} B + tera-cdc's user properties`, "msg/s", "raw", await this.bareMqtt(rows, payloadBytes, properties));
+            }
           }
         }
         const memory = this.memoryOf(cdc.child.pid!);
@@ -571,6 +591,7 @@ class Bench {
     const byId = new Map(figures.map((f) => [f.id, f]));
     const ratios = [
       ratio("(a) tera-cdc 1 event/message / bare mqtt.js QoS 1", byId, "cdc-bulk-single", "bare-bulk"),
+      ratio("(a) tera-cdc 1 event/message / bare mqtt.js QoS 1 with the same user properties", byId, "cdc-bulk-single", "bare-props-bulk"),
       ratio("(a) tera-cdc batched / pg_recvlogical", byId, "cdc-bulk-batched", "recv-bulk"),
       ratio("(a) tera-cdc 1 event/message / pg_recvlogical", byId, "cdc-bulk-single", "recv-bulk"),
       ratio("(b) tera-cdc / bare mqtt.js QoS 1", byId, "cdc-pgbench", "bare-pgbench"),
