@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { createServer, type Socket, connect as tcpConnect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Change, changeKey, changes, subscribe } from "../../src/client/index.js";
 import { type Broker, startBroker } from "../harness/broker.js";
@@ -28,6 +29,35 @@ async function streamedTable(model: string, extraArgs: string[] = []): Promise<{
   const cdc = await startCdc({ databaseUrl: db.url, mqttUrl: broker.url, args });
   running.push(cdc);
   return { table, args, cdc };
+}
+
+/** A TCP relay to the broker whose connections the test can cut, as a network failure would. */
+async function startRelay(port: number): Promise<{ url: string; cut(): void; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((inbound) => {
+    const outbound = tcpConnect(port, "127.0.0.1");
+    for (const [a, b] of [[inbound, outbound], [outbound, inbound]] as const) {
+      sockets.add(a);
+      a.pipe(b);
+      a.on("error", () => b.destroy());
+      a.on("close", () => {
+        sockets.delete(a);
+        b.destroy();
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address() as { port: number };
+  return {
+    url: `mqtt://127.0.0.1:${address.port}`,
+    cut: () => {
+      for (const socket of sockets) socket.destroy();
+    },
+    close: () => new Promise<void>((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      server.close(() => resolve());
+    }),
+  };
 }
 
 const ids = (seen: Change[], model: string) => seen.map((c) => Number(c.object[`id_${model}`]));
@@ -155,6 +185,39 @@ describe("subscribe", () => {
     } finally {
       await secondSession.close();
       await raw.close();
+    }
+  });
+
+  it("loses nothing and repeats nothing when its connection breaks with messages handled but not yet acknowledged", async () => {
+    const model = "dropped_item";
+    const { table } = await streamedTable(model);
+    const relay = await startRelay(broker.port);
+    const seen: Change[] = [];
+    const errors: string[] = [];
+    const subscription = await subscribe(
+      { mqttUrl: relay.url, models: [model], clientId: `dropped-consumer-${randomBytes(3).toString("hex")}`, mqtt: { reconnectPeriod: 200 }, onError: (e) => errors.push(e.message) },
+      async (change) => {
+        // A slow handler: hundreds of messages wait unacknowledged when the connection breaks.
+        await new Promise((r) => setTimeout(r, 1));
+        seen.push(change);
+      },
+    );
+    try {
+      await db.query(`INSERT INTO ${table} SELECT g, 'x' FROM generate_series(1, 2000) g`);
+      await waitFor("some handled", () => seen.length >= 300 || undefined, 60_000, 5);
+      relay.cut();
+      const atCut = seen.length;
+      expect(atCut).toBeLessThan(2000);
+      await waitFor("all 2,000 after the reconnect", () => seen.length >= 2000 || undefined, 120_000);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(seen).toHaveLength(2000);
+      expect(ids(seen, model)).toEqual(Array.from({ length: 2000 }, (_, i) => i + 1));
+      // The broker re-sent what had not been acknowledged; the ones already handled were dropped as repeats.
+      expect(subscription.stats.duplicates).toBeGreaterThan(0);
+      console.log(`client reconnect: cut after ${atCut} handled, ${subscription.stats.duplicates} re-sent repeats dropped`);
+    } finally {
+      await subscription.close();
+      await relay.close();
     }
   });
 
