@@ -24,7 +24,7 @@ import type { Logger } from "./ops/log.js";
 import type { DeliveryCallback, OutgoingMessage } from "./sink/mqtt.js";
 import type { CatalogReader } from "./source/catalog.js";
 import { formatLsn, type Lsn } from "./source/lsn.js";
-import type { WalHandler } from "./source/replication.js";
+import { isConnectionError, type WalHandler } from "./source/replication.js";
 
 /** The part of the replication stream the pipeline drives. */
 export interface StreamControl {
@@ -320,7 +320,11 @@ export class Pipeline implements WalHandler {
         if (!this.sink.hasRoom) this.blocked = "sink";
         this.drain();
       },
-      (error: Error) => this.fail(new Error(`reading the catalog for ${relation.schema}.${relation.table} failed: ${error.message}`)),
+      (error: Error) => {
+        // A lost connection is worth reconnecting for; a refused query is not.
+        const transient = isConnectionError(error);
+        this.fail(Object.assign(new Error(`reading the catalog for ${relation.schema}.${relation.table} failed: ${error.message}`), { transient }));
+      },
     );
   }
 

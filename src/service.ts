@@ -11,7 +11,7 @@ import { Pipeline, PipelineStats, type OversizeRule } from "./pipeline.js";
 import { MqttSink } from "./sink/mqtt.js";
 import { CatalogReader } from "./source/catalog.js";
 import { formatLsn, type Lsn } from "./source/lsn.js";
-import { ReplicationStream } from "./source/replication.js";
+import { isConnectionError, ReplicationStream } from "./source/replication.js";
 import { PrerequisiteError, prepareDatabase, slotHolder, type TableRef } from "./source/setup.js";
 import { SnapshotFeature } from "./snapshot/index.js";
 
@@ -244,10 +244,33 @@ export class CdcService {
   private async connectStream(startLsn: Lsn, ended: (error: Error) => void): Promise<void> {
     const c = this.config;
     const stream = new ReplicationStream({ databaseUrl: c.databaseUrl, slot: c.slot, publication: c.publication });
-    const catalogClient = new pg.Client({ connectionString: c.databaseUrl, application_name: "tera-cdc catalog" });
-    catalogClient.on("error", () => {});
-    await catalogClient.connect();
-    const catalog = new CatalogReader((sql, params) => catalogClient.query(sql, params as unknown[]));
+    const openCatalogClient = async () => {
+      const client = new pg.Client({ connectionString: c.databaseUrl, application_name: "tera-cdc catalog" });
+      client.on("error", () => {});
+      await client.connect();
+      return client;
+    };
+    let catalogClient = await openCatalogClient();
+    const catalog = new CatalogReader(async (sql, params) => {
+      try {
+        return await catalogClient.query(sql, params as unknown[]);
+      } catch (error) {
+        if (!isConnectionError(error as Error)) throw error;
+        // The look-up connection sits idle between relations: an administrator or
+        // idle_session_timeout may have closed it. One fresh connection, then give up.
+        const previous = catalogClient;
+        await previous.end().catch(() => {});
+        catalogClient = await openCatalogClient();
+        // Closed with its stream, unless that stream is already torn down (then closed here).
+        const owned = this.catalogClient === previous;
+        if (owned) this.catalogClient = catalogClient;
+        try {
+          return await catalogClient.query(sql, params as unknown[]);
+        } finally {
+          if (!owned) await catalogClient.end().catch(() => {});
+        }
+      }
+    });
     const tableSettings = (schema: string, table: string) => c.tableSettings[`${schema}.${table}`] ?? {};
     const pipeline = new Pipeline(
       stream,
@@ -268,7 +291,8 @@ export class CdcService {
       this.logger,
       startLsn,
       (error) => {
-        (error as { fatal?: boolean }).fatal = true;
+        // A lost catalog connection is resumed like a lost stream; anything else is fatal.
+        if (!(error as { transient?: boolean }).transient) (error as { fatal?: boolean }).fatal = true;
         ended(error);
       },
     );

@@ -192,6 +192,12 @@ interface PgConnection {
   endCopyFrom(): void;
 }
 
+/** The database connection is gone: no SQLSTATE, or class 08 (connection exception) / 57 (operator intervention). */
+export function isConnectionError(error: Error): boolean {
+  const code = (error as { code?: string }).code;
+  return code === undefined || /^(08|57)/.test(code);
+}
+
 export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }

@@ -91,6 +91,29 @@ describe("the database side fails mid-stream", () => {
     console.log(`walsender terminated: ${outcome.reconnects} reconnect(s), ${outcome.duplicates} duplicates`);
   });
 
+  it("catalog connection closed while idle (an administrator, idle_session_timeout): the next table that needs a catalog look-up is still published", async () => {
+    // REPLICA IDENTITY FULL: the key is read from the catalog when the stream first meets the table.
+    await db.query("CREATE TABLE catalog_full (id bigint PRIMARY KEY, note text)");
+    await db.query("ALTER TABLE catalog_full REPLICA IDENTITY FULL");
+    const cdc = await startCdc({ databaseUrl: db.url, mqttUrl: broker.url, args: ["--tables", "catalog_full", "--slot", "catalog_slot", "--publication", "catalog_pub"] });
+    const consumer = await startConsumer(broker.url, "module/TeraServer/DatabaseModule/events/catalog_full");
+    try {
+      const killed = await db.query("SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE application_name = 'tera-cdc catalog'");
+      expect(killed.rows.map((r) => r.done)).toEqual([true]);
+      await db.query("INSERT INTO catalog_full SELECT i, 'row ' || i FROM generate_series(1, 10) i");
+      const events = await consumer.waitForCount(10, 30_000);
+      expect(events.map((e) => e.object.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      expect(cdc.child.exitCode).toBeNull();
+      expect(await cdc.stop()).toBe(0);
+    } catch (error) {
+      console.log(`tera-cdc logs:\n${cdc.logs().slice(-3000)}`);
+      throw error;
+    } finally {
+      cdc.child.kill("SIGKILL");
+      await consumer.close();
+    }
+  });
+
   it("wal_sender_timeout expires while the broker is frozen: reconnects, nothing lost", async () => {
     await db.query("ALTER SYSTEM SET wal_sender_timeout = '2s'");
     await db.query("SELECT pg_reload_conf()");
