@@ -223,7 +223,7 @@ class Bench {
 
   async setUp(): Promise<void> {
     this.pgServer = await startPostgres({
-      settings: { max_wal_size: "4GB", checkpoint_timeout: "30min", shared_buffers: "256MB", synchronous_commit: "off", logical_decoding_work_mem: "64MB" },
+      settings: { max_wal_size: "4GB", checkpoint_timeout: "30min", shared_buffers: "256MB", logical_decoding_work_mem: "64MB" },
     });
     this.broker = await startBroker();
     log(`PostgreSQL on ${this.pgServer.port}, Mosquitto on ${this.broker.port}`);
