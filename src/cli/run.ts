@@ -47,12 +47,6 @@ export function runConfig(
       throw new ConfigError(`setting ${needed} is missing: --${given} needs --${needed} too (the client certificate and its private key)`);
     }
   }
-  // A client certificate is useless without its key and the other way round.
-  for (const [given, needed] of [["mqtt-cert", "mqtt-key"], ["mqtt-key", "mqtt-cert"]] as const) {
-    if (v[given] !== undefined && v[needed] === undefined) {
-      throw new ConfigError(`setting ${needed} is missing: --${given} needs --${needed} too (the client certificate and its private key)`);
-    }
-  }
   let tables;
   try {
     tables = (v.tables as string[] | undefined)?.map(parseTableRef);
