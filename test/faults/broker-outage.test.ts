@@ -84,11 +84,16 @@ describe("broker stopped for 10 seconds mid-stream", () => {
       // Bounded: memory did not follow the WAL written meanwhile.
       expect(peak - rssBefore).toBeLessThan(32 * 2 ** 20);
       expect(cdc.logs()).toMatch(/broker connection lost; reconnecting/);
+      // Backoff: the refused connection attempts come further and further apart.
+      const attempts = cdc.logs().split("\n").filter((l) => l.includes('"msg":"broker error: connect ECONNREFUSED')).map((l) => (JSON.parse(l) as { time: number }).time);
+      const gaps = attempts.slice(1).map((t, i) => t - attempts[i]!);
+      expect(gaps.length).toBeGreaterThanOrEqual(3);
+      for (let i = 1; i < gaps.length; i++) expect(gaps[i]!).toBeGreaterThan(gaps[i - 1]! * 1.5);
       const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
       console.log(
         `broker outage: RSS before ${mib(rssBefore)} MiB, peak during the 10 s outage ${mib(peak)} MiB; ` +
           `walsender sent ${mib(readDuringOutage)} MiB after the stop, then waited with ${mib(heldByPostgres)} MiB of WAL unsent; ` +
-          `reconnected ${reconnectMs} ms after the broker came back; ${report.unique} changes, ${report.duplicates} duplicates in ${report.replays.length} replay(s)`,
+          `connection attempts ${gaps.join(", ")} ms apart, reconnected ${reconnectMs} ms after the broker came back; ${report.unique} changes, ${report.duplicates} duplicates in ${report.replays.length} replay(s)`,
       );
       expect(await cdc.stop()).toBe(0);
     } catch (error) {
