@@ -51,6 +51,8 @@ type State = "starting" | "standby" | "streaming" | "reconnecting" | "stopping" 
 const MAX_RECONNECT_DELAY_MS = 30_000;
 /** How long a clean stop waits for the broker to acknowledge what is in flight. */
 const STOP_DRAIN_MS = 10_000;
+/** How long closing the broker connections may take at exit. */
+const CLOSE_WAIT_MS = 2_000;
 
 /**
  * `tera-cdc run` as a long-lived service: checks and prepares the database, connects the broker,
@@ -157,7 +159,8 @@ export class CdcService {
       await this.streamUntilStopped();
     } finally {
       this.state = "stopped";
-      await this.snapshots?.close().catch(() => {});
+      // Bounded: closing an MQTT client gracefully waits for a broker that may be away.
+      await Promise.race([this.snapshots?.close().catch(() => {}), new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS))]);
       await this.sink?.close();
       await new Promise<void>((resolve) => (this.health ? this.health.close(() => resolve()) : resolve()));
     }
@@ -237,7 +240,8 @@ export class CdcService {
     // Clean stop: everything in flight acknowledged (bounded wait), final position confirmed.
     const drained = await this.sink!.drained(STOP_DRAIN_MS);
     if (!drained) this.logger.warn({ inFlight: this.sink!.messagesInFlight }, "stopping before the broker acknowledged everything; those changes will be sent again");
-    const confirmed = await this.tearDownStream();
+    // Already waited for above: what is still in flight will not be acknowledged soon.
+    const confirmed = await this.tearDownStream(0);
     this.logger.info({ confirmedLsn: formatLsn(confirmed) }, "stopped");
   }
 
@@ -317,14 +321,14 @@ export class CdcService {
   }
 
   /** Waits for in-flight messages (bounded), confirms, closes the stream; returns the confirmed LSN. */
-  private async tearDownStream(): Promise<Lsn> {
+  private async tearDownStream(drainMs = STOP_DRAIN_MS): Promise<Lsn> {
     const stream = this.stream;
     const pipeline = this.pipeline;
     this.stream = null;
     this.pipeline = null;
     if (!stream || !pipeline) return this.stats.confirmedLsn;
     pipeline.detach();
-    await this.sink!.drained(STOP_DRAIN_MS);
+    await this.sink!.drained(drainMs);
     stream.confirm(pipeline.safeLsn);
     await stream.stop();
     await this.catalogClient?.end().catch(() => {});

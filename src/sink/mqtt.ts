@@ -241,7 +241,13 @@ export class MqttSink extends EventEmitter {
     this.closing = true;
     const client = this.client;
     this.client = null;
-    if (client) await client.endAsync(false).catch(() => client.end(true));
+    if (!client) return;
+    // A graceful end sends DISCONNECT and waits for it, for ever when the broker is away: only
+    // try it while connected, and briefly.
+    if (client.connected) {
+      await Promise.race([client.endAsync(false).catch(() => {}), sleep(2000)]);
+    }
+    client.end(true);
   }
 }
 

@@ -106,3 +106,41 @@ describe("broker stopped for 10 seconds mid-stream", () => {
     }
   }, 150_000);
 });
+
+describe("stopped while the broker is down", () => {
+  it("SIGTERM exits 0 in bounded time, and a restart delivers what was not acknowledged", async () => {
+    const workload = await createWorkload(db, "stopdown");
+    const args = ["--tables", workload.tableList, "--slot", "stopdown_slot", "--publication", "stopdown_pub"];
+    const consumer = await startConsumer(broker.url, undefined, { clean: false, clientId: "stopdown-consumer", properties: { sessionExpiryInterval: 3600 } });
+    const cdc = await startCdc({ databaseUrl: db.url, mqttUrl: broker.url, args });
+    let restarted: Awaited<ReturnType<typeof startCdc>> | null = null;
+    try {
+      await writeBacklog(db, workload, 200, 100);
+      await waitFor("the stream to be under way", () => consumer.events.length >= 2000 || undefined, 60_000, 5);
+      await broker.stop();
+      await sleep(500);
+      const stoppingAt = Date.now();
+      const code = await cdc.stop();
+      const stopMs = Date.now() - stoppingAt;
+      expect(code).toBe(0);
+      // A bounded wait for acknowledgements that cannot come (10 s), not a hang.
+      expect(stopMs).toBeLessThan(25_000);
+      expect(cdc.logs()).toMatch(/stopping before the broker acknowledged everything/);
+      await broker.start();
+      restarted = await startCdc({ databaseUrl: db.url, mqttUrl: broker.url, args });
+      const expected = await committedIds(db, workload);
+      await waitForAll(consumer.events, expected, 60_000);
+      await sleep(300);
+      checkDelivery(consumer.events, expected, { allowReplays: true });
+      console.log(`SIGTERM with the broker down: exited 0 after ${stopMs} ms`);
+      expect(await restarted.stop()).toBe(0);
+    } catch (error) {
+      console.log(`tera-cdc logs:\n${cdc.logs().slice(-3000)}\n${restarted?.logs().slice(-3000) ?? ""}`);
+      throw error;
+    } finally {
+      cdc.child.kill("SIGKILL");
+      restarted?.child.kill("SIGKILL");
+      await consumer.close();
+    }
+  }, 120_000);
+});
