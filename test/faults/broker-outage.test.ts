@@ -52,7 +52,7 @@ describe("broker stopped for 10 seconds mid-stream", () => {
       const rss: number[] = [];
       const sent: string[] = [];
       const states: string[] = [];
-      while (Date.now() - stoppedAt < 10_000) {
+      while (Date.now() - stoppedAt < 10_000 || sent.length < 3) {
         rss.push(residentBytes(cdc.child.pid!));
         if (Date.now() - stoppedAt > 5000) sent.push((await sentLsn(slot))!);
         states.push(String((await cdc.health()).body.status));
