@@ -74,8 +74,16 @@ function brokerPid(): number {
 
 describe("the database side fails mid-stream", () => {
   it("PostgreSQL restarted (fast shutdown): reconnects, resumes from the confirmed position, nothing lost", async () => {
-    const outcome = await survives("pgrestart", async () => {
-      await db.restart();
+    const outcome = await survives("pgrestart", async (cdc) => {
+      await db.stopServer(); // SIGINT: fast shutdown
+      // Operators see it: /healthz answers 503 "reconnecting" while the database is away.
+      const health = await waitFor("/healthz to report the lost database", async () => {
+        const h = await cdc.health();
+        return h.body.status === "reconnecting" ? h : undefined;
+      }, 30_000, 50);
+      expect(health.status).toBe(503);
+      await sleep(1000);
+      await db.startServer();
     });
     expect(outcome.reconnects).toBeGreaterThanOrEqual(1);
     console.log(`PostgreSQL restart: ${outcome.reconnects} reconnect(s), ${outcome.duplicates} duplicates`);
