@@ -82,7 +82,10 @@ describe("run settings: flags > environment > config file > defaults", () => {
     expect(() => config([...base, "--config", file("bad2.yaml", "tables:\n  t_a:\n    colums: [a]\n")])).toThrow(/unknown key colums/);
   });
 
-  it("says which setting is missing", () => {
-    expect(() => config(["--mqtt-url", "mqtt://x"])).toThrow(/^setting database-url is missing: give --database-url or TERA_CDC_DATABASE_URL$/);
+  it("without a database URL, asks for the embedded PostgreSQL instead of failing (issue 6: npm start)", () => {
+    const result = runConfig(["--mqtt-url", "mqtt://x"], {});
+    if (result === "help") throw new Error("help");
+    expect(result.embedded).toEqual({ database: true, broker: false, dataDir: ".tera-cdc" });
+    expect(result.config.mqttUrl).toBe("mqtt://x");
   });
 });
