@@ -24,8 +24,8 @@ export interface EmbeddedServices {
 
 /**
  * The embedded default: starts PostgreSQL when no database URL is configured and an MQTT broker
- * when no broker URL is, each on its standard port when free, else on the port it had last time,
- * a fallback port or any free one. Data and chosen ports live in `dataDir`.
+ * when no broker URL is, each on the port it had last time when free (printed URLs stay valid),
+ * else its standard port, a fallback port or any free one. Data and chosen ports live in `dataDir`.
  */
 export async function startEmbeddedServices(options: { databaseUrl?: string; mqttUrl?: string; dataDir: string; logger: Logger }): Promise<EmbeddedServices> {
   const { logger } = options;
