@@ -1,25 +1,20 @@
 import { ConfigError } from "../config.js";
-import { runCommand } from "./run.js";
-import { auditCommand } from "./audit.js";
-import { snapshotCommand } from "./snapshot.js";
-import { gatewayCommand } from "./gateway.js";
-import { checkCommand } from "./check.js";
-import { setupCommand } from "./setup.js";
-import { statusCommand } from "./status.js";
-import { tailCommand } from "./tail.js";
-
 /** A command: takes its arguments, returns the exit code. */
 export type Command = (argv: string[]) => Promise<number>;
 
-const COMMANDS: Record<string, { run: Command; summary: string }> = {
-  run: { run: runCommand, summary: "stream committed changes from PostgreSQL to MQTT until stopped" },
-  gateway: { run: gatewayCommand, summary: "serve the change events to browsers over authenticated WebSockets, with a live page" },
-  tail: { run: tailCommand, summary: "print the events on the broker, decoded, one line each (or JSON Lines)" },
-  check: { run: checkCommand, summary: "check every database prerequisite; prints the fix for each failure" },
-  status: { run: statusCommand, summary: "the slot (active, confirmed LSN, retained WAL), the publication, live figures" },
-  setup: { run: setupCommand, summary: "apply the safe fixes (publication, replica identity), printing each statement" },
-  snapshot: { run: snapshotCommand, summary: "ask a running tera-cdc (RPC) to snapshot a model into the stream, with progress" },
-  audit: { run: auditCommand, summary: "append every change to an append-only PostgreSQL audit table, exactly once" },
+/**
+ * Each command's module is loaded only when it runs: `run` should not carry the gateway's
+ * bundler or the audit sink in its memory.
+ */
+const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string }> = {
+  run: { load: async () => (await import("./run.js")).runCommand, summary: "stream committed changes from PostgreSQL to MQTT until stopped" },
+  gateway: { load: async () => (await import("./gateway.js")).gatewayCommand, summary: "serve the change events to browsers over authenticated WebSockets, with a live page" },
+  tail: { load: async () => (await import("./tail.js")).tailCommand, summary: "print the events on the broker, decoded, one line each (or JSON Lines)" },
+  check: { load: async () => (await import("./check.js")).checkCommand, summary: "check every database prerequisite; prints the fix for each failure" },
+  status: { load: async () => (await import("./status.js")).statusCommand, summary: "the slot (active, confirmed LSN, retained WAL), the publication, live figures" },
+  setup: { load: async () => (await import("./setup.js")).setupCommand, summary: "apply the safe fixes (publication, replica identity), printing each statement" },
+  snapshot: { load: async () => (await import("./snapshot.js")).snapshotCommand, summary: "ask a running tera-cdc (RPC) to snapshot a model into the stream, with progress" },
+  audit: { load: async () => (await import("./audit.js")).auditCommand, summary: "append every change to an append-only PostgreSQL audit table, exactly once" },
 };
 
 export const USAGE = `tera-cdc: PostgreSQL changes as OpenTera DatabaseEvents on MQTT
@@ -45,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return await command.run(rest);
+    return await (await command.load())(rest);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`tera-cdc ${name}: ${error.message}\n`);

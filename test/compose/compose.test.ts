@@ -88,13 +88,15 @@ describe("docker-compose.yml", () => {
     expect(cdc.depends_on).toEqual({ db: { condition: "service_healthy" }, broker: { condition: "service_healthy" } });
   });
 
-  it("builds tera-cdc from docker/Dockerfile on Node 20, running bin/tera-cdc.js", () => {
+  it("builds tera-cdc from docker/Dockerfile on Node 20: compiled in a build stage, running bin/tera-cdc.js", () => {
     expect(cdc.build).toEqual({ context: ".", dockerfile: "docker/Dockerfile" });
     const dockerfile = readFileSync(join(ROOT, cdc.build!.dockerfile), "utf8");
     expect(dockerfile).toMatch(/^FROM node:20/m);
+    expect(dockerfile).toMatch(/^RUN npm ci --no-audit/m);
     expect(dockerfile).toMatch(/^RUN npm ci --omit=dev/m);
-    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "bin\/tera-cdc\.js"\]$/m);
-    for (const copied of dockerfile.matchAll(/^COPY (\S+)/gm)) expect(existsSync(join(ROOT, copied[1]!)), copied[1]).toBe(true);
+    expect(dockerfile).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["bin\/tera-cdc\.js"\]$/m);
+    for (const copied of dockerfile.matchAll(/^COPY (?!--from)(\S+)/gm)) expect(existsSync(join(ROOT, copied[1]!)), copied[1]).toBe(true);
   });
 
   it("gives tera-cdc a command line `tera-cdc run` accepts: preset opentera, db and broker by service name, health port", () => {

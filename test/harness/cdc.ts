@@ -18,9 +18,12 @@ export interface CdcProcess {
   kill(): Promise<void>;
 }
 
-/** Runs the real command, `node bin/tera-cdc.js <args>`, as a child process. */
+/**
+ * Runs the real command as a user does, `bin/tera-cdc.js <args>` through its shebang (so with the
+ * same Node flags), on the dist/ that test/global-setup.ts built from the current sources.
+ */
 export function runCli(args: string[], env: Record<string, string> = {}): { child: ChildProcess; output: () => { stdout: string; stderr: string } } {
-  const child = spawnTracked(process.execPath, [BIN, ...args], {
+  const child = spawnTracked(BIN, args, {
     env: { ...process.env, ...env, TERA_CDC_LOG_LEVEL: env.TERA_CDC_LOG_LEVEL ?? "info" },
     stdio: ["ignore", "pipe", "pipe"],
   });
