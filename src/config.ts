@@ -313,3 +313,24 @@ export function withLibpqSslModes(url: string): string {
 export function tableSettingsFor(all: Record<string, TableSettings>, ref: TableRef): TableSettings {
   return all[`${ref.schema}.${ref.table}`] ?? {};
 }
+
+/** Broker credentials and TLS material, as every command that connects to the broker needs them. */
+export interface MqttCredentials {
+  readonly username?: string;
+  readonly password?: string;
+  readonly ca?: Buffer;
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+}
+
+/** Reads the `mqtt-username`, `mqtt-password`, `mqtt-ca`, `mqtt-cert` and `mqtt-key` settings (files already validated). */
+export function mqttCredentials(values: SettingValues): MqttCredentials {
+  const file = (name: string) => (values[name] === undefined ? undefined : readFileSync(values[name] as string));
+  return {
+    username: values["mqtt-username"] as string | undefined,
+    password: values["mqtt-password"] as string | undefined,
+    ca: file("mqtt-ca"),
+    cert: file("mqtt-cert"),
+    key: file("mqtt-key"),
+  };
+}

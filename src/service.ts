@@ -11,6 +11,7 @@ import { Pipeline, PipelineStats, type OversizeRule } from "./pipeline.js";
 import { MqttSink } from "./sink/mqtt.js";
 import { CatalogReader } from "./source/catalog.js";
 import { formatLsn, type Lsn } from "./source/lsn.js";
+import { type Query, withDatabase } from "./source/database.js";
 import { isConnectionError, ReplicationStream } from "./source/replication.js";
 import { PrerequisiteError, prepareDatabase, slotHolder, type TableRef } from "./source/setup.js";
 import { SnapshotFeature } from "./snapshot/index.js";
@@ -119,15 +120,18 @@ export class CdcService {
       for (const sql of prepared.applied) this.logger.info({ sql }, "applied");
       this.reportTables(prepared.tables);
 
-      this.sink = new MqttSink({
-        url: c.mqttUrl,
-        qos: c.qos,
-        clientId: c.mqttClientId ?? `tera-cdc-${c.slot}-${randomBytes(4).toString("hex")}`,
+      const credentials = {
         username: c.mqttUsername,
         password: c.mqttPassword,
         ca: c.mqttCaFile ? readFileSync(c.mqttCaFile) : undefined,
         cert: c.mqttCertFile ? readFileSync(c.mqttCertFile) : undefined,
         key: c.mqttKeyFile ? readFileSync(c.mqttKeyFile) : undefined,
+      };
+      this.sink = new MqttSink({
+        url: c.mqttUrl,
+        qos: c.qos,
+        clientId: c.mqttClientId ?? `tera-cdc-${c.slot}-${randomBytes(4).toString("hex")}`,
+        ...credentials,
         maxInFlight: c.maxInFlight,
         logger: this.logger,
       });
@@ -145,11 +149,7 @@ export class CdcService {
         mqttUrl: c.mqttUrl,
         mqttOptions: {
           clientId: `${c.mqttClientId ?? `tera-cdc-${c.slot}`}-rpc-${randomBytes(4).toString("hex")}`,
-          username: c.mqttUsername,
-          password: c.mqttPassword,
-          ca: c.mqttCaFile ? readFileSync(c.mqttCaFile) : undefined,
-          cert: c.mqttCertFile ? readFileSync(c.mqttCertFile) : undefined,
-          key: c.mqttKeyFile ? readFileSync(c.mqttKeyFile) : undefined,
+          ...credentials,
         },
         types: this.types,
         tableSettings: (schema, table) => c.tableSettings[`${schema}.${table}`] ?? {},
@@ -360,15 +360,8 @@ export class CdcService {
     }
   }
 
-  private async withDatabase<T>(work: (query: (sql: string, params?: unknown[]) => Promise<pg.QueryResult>) => Promise<T>): Promise<T> {
-    const client = new pg.Client({ connectionString: this.config.databaseUrl, application_name: "tera-cdc setup" });
-    client.on("error", () => {});
-    await client.connect();
-    try {
-      return await work((sql, params) => client.query(sql, params as unknown[]));
-    } finally {
-      await client.end().catch(() => {});
-    }
+  private withDatabase<T>(work: (query: Query) => Promise<T>): Promise<T> {
+    return withDatabase(this.config.databaseUrl, "tera-cdc setup", work);
   }
 
   private sleep(ms: number): Promise<void> {

@@ -1,7 +1,6 @@
-import { readFileSync } from "node:fs";
 import { AuditTrail } from "../audit/trail.js";
 import { type Change, subscribeBatches, type Subscription } from "../client/index.js";
-import { ConfigError, parseSettings, RUN_SETTINGS, type SettingSpec } from "../config.js";
+import { ConfigError, mqttCredentials, parseSettings, RUN_SETTINGS, type SettingSpec } from "../config.js";
 import { createLogger, type LogLevel, redactUrl } from "../ops/log.js";
 import { parseTableRef, type TableRef } from "../source/setup.js";
 import { helpText } from "./help.js";
@@ -68,7 +67,6 @@ export function auditConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   }
   const group = v.group as string | undefined;
   if (group !== undefined && /[/+#]/.test(group)) throw new ConfigError(`setting group: "${group}" may not contain "/", "+" or "#"`);
-  const file = (name: string) => (v[name] === undefined ? undefined : readFileSync(v[name] as string));
   return {
     mqttUrl: v["mqtt-url"] as string,
     databaseUrl: v["database-url"] as string,
@@ -78,13 +76,7 @@ export function auditConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     group,
     sessionExpirySeconds: v["session-expiry"] as number,
     batchSize: v["batch-size"] as number,
-    mqtt: {
-      username: v["mqtt-username"] as string | undefined,
-      password: v["mqtt-password"] as string | undefined,
-      ca: file("mqtt-ca"),
-      cert: file("mqtt-cert"),
-      key: file("mqtt-key"),
-    },
+    mqtt: mqttCredentials(v),
     logLevel: v["log-level"] as LogLevel,
   };
 }

@@ -10,7 +10,8 @@ import {
   type TableRef,
 } from "../source/setup.js";
 import { helpText } from "./help.js";
-import { applyFixes, fixOptions, type Query, requireSetting, settingsNamed, tablesSetting, withDatabase } from "./setup.js";
+import { type Query, withDatabase } from "../source/database.js";
+import { applyFixes, fixOptions, requireSetting, settingsNamed, tablesSetting } from "./setup.js";
 
 export type Verdict = "PASS" | "WARN" | "FAIL";
 

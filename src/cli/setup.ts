@@ -1,10 +1,8 @@
-import pg from "pg";
+import { type Query, withDatabase } from "../source/database.js";
 import { ConfigError, parseSettings, RUN_SETTINGS, type SettingSpec, type SettingValues } from "../config.js";
 import { quoteIdent, quoteLiteral } from "../source/replication.js";
 import { parseTableRef, publicationTables, qualified, type TableRef } from "../source/setup.js";
 import { helpText } from "./help.js";
-
-export type Query = (sql: string, params?: unknown[]) => Promise<pg.QueryResult>;
 
 /** The specs of shared settings by name (one definition of each flag for every command). */
 export function settingsNamed(...names: string[]): SettingSpec[] {
@@ -30,17 +28,6 @@ export function tablesSetting(values: SettingValues): TableRef[] | undefined {
   }
 }
 
-/** Runs work on one plain connection to the database, closed afterwards. */
-export async function withDatabase<T>(databaseUrl: string, applicationName: string, work: (query: Query) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: databaseUrl, application_name: applicationName });
-  client.on("error", () => {});
-  await client.connect();
-  try {
-    return await work((sql, params) => client.query(sql, params as unknown[]));
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
 
 const ALL_OPERATIONS = "insert, update, delete, truncate";
 

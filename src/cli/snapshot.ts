@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import mqtt, { type MqttClient } from "mqtt";
-import { ConfigError, parseSettings, type SettingSpec } from "../config.js";
+import { ConfigError, mqttCredentials, parseSettings, type SettingSpec } from "../config.js";
 import { encodeMessage, moduleRpcTopic, toMqttTopic, type Value } from "../messages/index.js";
 import { formatSeconds, progressLine, progressTopic, type SnapshotReport } from "../snapshot/protocol.js";
 import { helpText } from "./help.js";
@@ -64,11 +63,7 @@ export async function snapshotCommand(argv: string[]): Promise<number> {
     clean: true,
     reconnectPeriod: 1000,
     connectTimeout: 10_000,
-    username: v["mqtt-username"] as string | undefined,
-    password: v["mqtt-password"] as string | undefined,
-    ca: v["mqtt-ca"] ? readFileSync(v["mqtt-ca"] as string) : undefined,
-    cert: v["mqtt-cert"] ? readFileSync(v["mqtt-cert"] as string) : undefined,
-    key: v["mqtt-key"] ? readFileSync(v["mqtt-key"] as string) : undefined,
+    ...mqttCredentials(v),
   });
   try {
     return await follow(client, { model, where: (v.where as string | undefined) ?? null, json, moduleName, replyTopic, rpcTopic, timeoutMs: (v.timeout as number) * 1000 });

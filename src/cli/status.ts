@@ -1,7 +1,8 @@
 import { ConfigError, parseSettings, type SettingSpec } from "../config.js";
 import { publicationTables } from "../source/setup.js";
 import { helpText } from "./help.js";
-import { type Query, requireSetting, settingsNamed, withDatabase } from "./setup.js";
+import { type Query, withDatabase } from "../source/database.js";
+import { requireSetting, settingsNamed } from "./setup.js";
 
 /** 1536 -> "1.5 KiB" (powers of 1024, as PostgreSQL's pg_size_pretty). Pure. */
 export function formatBytes(bytes: number): string {

@@ -1,6 +1,5 @@
-import { readFileSync } from "node:fs";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
-import { ConfigError, parseSettings, type SettingSpec } from "../config.js";
+import { ConfigError, mqttCredentials, parseSettings, type SettingSpec } from "../config.js";
 import { DATABASE_EVENTS_TOPIC_PREFIX, decodeTeraEvent, toMqttTopic, unpackAny } from "../messages/index.js";
 import { createLogger, type Logger, type LogLevel, redactUrl } from "../ops/log.js";
 import { helpText } from "./help.js";
@@ -139,11 +138,7 @@ export async function tailCommand(argv: string[]): Promise<number> {
       clean: true,
       reconnectPeriod: 0,
       connectTimeout: 10_000,
-      username: v["mqtt-username"] as string | undefined,
-      password: v["mqtt-password"] as string | undefined,
-      ca: v["mqtt-ca"] ? readFileSync(v["mqtt-ca"] as string) : undefined,
-      cert: v["mqtt-cert"] ? readFileSync(v["mqtt-cert"] as string) : undefined,
-      key: v["mqtt-key"] ? readFileSync(v["mqtt-key"] as string) : undefined,
+      ...mqttCredentials(v),
     },
     logger,
   );

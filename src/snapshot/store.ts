@@ -1,7 +1,5 @@
-import type pg from "pg";
+import type { Query } from "../source/database.js";
 import type { SnapshotReport, SnapshotStatus } from "./protocol.js";
-
-type Query = (sql: string, params?: unknown[]) => Promise<pg.QueryResult>;
 
 /**
  * Snapshot state lives in the database (`tera_cdc.snapshots`), not in memory: a tera-cdc that

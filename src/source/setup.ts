@@ -1,3 +1,4 @@
+import type { Query } from "./database.js";
 import type pg from "pg";
 import type { RelationColumn, RelationMessage, ReplicaIdentity } from "../decode/pgoutput.js";
 import { quoteIdent, quoteLiteral } from "./replication.js";
@@ -45,7 +46,6 @@ export interface PreparedDatabase {
   readonly applied: readonly string[];
 }
 
-type Query = (sql: string, params?: unknown[]) => Promise<pg.QueryResult>;
 
 export async function checkWalLevel(query: Query): Promise<void> {
   const level = (await query("SHOW wal_level")).rows[0]?.wal_level as string;
