@@ -110,6 +110,7 @@ export class PipelineStats {
 interface OpenTransaction {
   readonly position: TrackedPosition;
   readonly lsnText: string;
+  readonly xid: number;
   readonly xidText: string;
   readonly commitIso: string;
   readonly commitSeconds: number;
@@ -139,6 +140,7 @@ export class Pipeline implements WalHandler {
   private readonly decoder = new PgoutputDecoder();
   private readonly tracker: DeliveryTracker;
   private readonly plans = new Map<number, RelationPlan>();
+  private readonly countKeys = new Map<RelationPlan, Readonly<Record<ChangeOp, string>>>();
   private readonly queue: WalItem[] = [];
   private queueHead = 0;
   private blocked: "sink" | "catalog" | null = null;
@@ -242,6 +244,7 @@ export class Pipeline implements WalHandler {
         this.tx = {
           position: this.tracker.open(),
           lsnText: formatLsn(message.commitLsn),
+          xid: message.xid,
           xidText: String(message.xid),
           commitIso: postgresMicrosToIso(message.commitTime),
           commitSeconds: postgresMicrosToUnixSeconds(message.commitTime),
@@ -332,7 +335,11 @@ export class Pipeline implements WalHandler {
     const previous = this.plans.get(relation.relationOid);
     const plan = planRelation(relation, primaryKey, this.options.tableSettings(relation.schema, relation.table), this.types);
     this.plans.set(relation.relationOid, plan);
+    // Built once per relation, not per change: the counters' keys (model and op).
+    const key = (op: ChangeOp) => `${plan.model}\u0000${op}`;
+    this.countKeys.set(plan, { create: key("create"), update: key("update"), delete: key("delete"), truncate: key("truncate") });
     if (!previous) return;
+    this.countKeys.delete(previous);
     const before = previous.relation.columns.map((c) => c.name).join(",");
     const after = relation.columns.map((c) => c.name).join(",");
     if (before !== after) this.logger.info({ table: plan.qualifiedName, columns: after }, "table columns changed");
@@ -346,10 +353,10 @@ export class Pipeline implements WalHandler {
       return;
     }
     const seq = tx.seq++;
-    this.options.observer?.onRowChange(plan, op, oldValues ? [values, oldValues] : [values], Number(tx.xidText));
+    this.options.observer?.onRowChange(plan, op, oldValues ? [values, oldValues] : [values], tx.xid);
     const object = build(plan);
     this.stats.changes++;
-    const key = `${plan.model}\u0000${op}`;
+    const key = this.countKeys.get(plan)![op];
     this.stats.byModelOp.set(key, (this.stats.byModelOp.get(key) ?? 0) + 1);
     const event = { type: DB_EVENT_TYPE[op], objectType: plan.model, objectValue: object.json };
     if (this.options.batchEvents > 1 && op !== "truncate" && object.unchanged === null) {
@@ -457,6 +464,7 @@ export class Pipeline implements WalHandler {
     const tx: OpenTransaction = {
       position: this.tracker.open(),
       lsnText: formatLsn(events.lsn),
+      xid: 0,
       xidText: "0",
       commitIso: new Date(now).toISOString(),
       commitSeconds: now / 1000,

@@ -48,8 +48,23 @@ function cachedUtf8(text: string): Uint8Array {
   return bytes;
 }
 
-/** UTF-8 length as TextEncoder writes it (a lone surrogate becomes U+FFFD, 3 bytes). */
+/**
+ * Node's Buffer where there is one: its native UTF-8 length and write are several times faster
+ * than a JavaScript loop and TextEncoder on long rows (bench profile). The browser (the gateway's
+ * live page bundles this library) takes the portable path.
+ */
+interface NodeBufferApi {
+  byteLength(text: string, encoding: "utf8"): number;
+  allocUnsafe(size: number): Uint8Array & { write(text: string, offset: number, length: number, encoding: "utf8"): number };
+}
+const NodeBuffer = (globalThis as { Buffer?: NodeBufferApi }).Buffer;
+
 function utf8Length(text: string): number {
+  return NodeBuffer ? NodeBuffer.byteLength(text, "utf8") : portableUtf8Length(text);
+}
+
+/** UTF-8 length as TextEncoder writes it (a lone surrogate becomes U+FFFD, 3 bytes). */
+function portableUtf8Length(text: string): number {
   const n = text.length;
   let length = n;
   for (let i = 0; i < n; i++) {
@@ -138,7 +153,7 @@ export function encodeDatabaseTeraEvent(
     total += lengthDelimitedSize(anyLength);
   }
 
-  const out = new Uint8Array(total);
+  const out = NodeBuffer ? NodeBuffer.allocUnsafe(total) : new Uint8Array(total);
   let pos = 0;
 
   out[pos++] = TAG_HEADER;
@@ -200,6 +215,8 @@ export function encodeDatabaseTeraEvent(
       // Short ASCII: a byte loop beats the native call; longer text: TextEncoder.encodeInto (measured).
       if (valueLength === value.length && valueLength < 48) {
         for (let c = 0; c < valueLength; c++) out[pos + c] = value.charCodeAt(c);
+      } else if ("write" in out) {
+        out.write(value, pos, valueLength, "utf8");
       } else {
         textEncoder.encodeInto(value, out.subarray(pos, pos + valueLength));
       }

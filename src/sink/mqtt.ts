@@ -165,11 +165,11 @@ export class MqttSink extends EventEmitter {
   private adopt(client: MqttClient, connack: { receiveMaximum?: number; maximumPacketSize?: number } | undefined): void {
     this.client = client;
     this.reconnectDelay = FIRST_RECONNECT_DELAY_MS;
-    // MQTT 5 forbids more unacknowledged QoS>0 publishes than the broker's Receive Maximum.
-    this.window = Math.max(1, Math.min(this.options.maxInFlight, connack?.receiveMaximum ?? 65_535));
-    this.brokerMaxPacket = connack?.maximumPacketSize ?? Number.POSITIVE_INFINITY;
+    this.applyBrokerLimits(connack);
     client.options.reconnectPeriod = this.reconnectDelay;
-    client.on("connect", () => {
+    client.on("connect", (packet: mqtt.IConnackPacket) => {
+      // A broker restarted with another configuration may announce other limits.
+      this.applyBrokerLimits(packet.properties);
       this.reconnectDelay = FIRST_RECONNECT_DELAY_MS;
       client.options.reconnectPeriod = this.reconnectDelay;
       this.options.logger.info("broker connection restored");
@@ -191,6 +191,12 @@ export class MqttSink extends EventEmitter {
     coalesceWrites(client.stream);
     client.stream?.on?.("drain", () => this.emit("room"));
     this.emit("connected");
+  }
+
+  private applyBrokerLimits(connack: { receiveMaximum?: number; maximumPacketSize?: number } | undefined): void {
+    // MQTT 5 forbids more unacknowledged QoS>0 publishes than the broker's Receive Maximum.
+    this.window = Math.max(1, Math.min(this.options.maxInFlight, connack?.receiveMaximum ?? 65_535));
+    this.brokerMaxPacket = connack?.maximumPacketSize ?? Number.POSITIVE_INFINITY;
   }
 
   /** Bytes the MQTT packet of this message takes (payload, topic, properties, fixed header). */
