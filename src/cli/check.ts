@@ -243,7 +243,7 @@ export function formatChecks(results: readonly CheckResult[]): string {
 export const CHECK_SETTINGS: readonly SettingSpec[] = [
   ...settingsNamed("database-url", "tables", "publication", "slot"),
   { name: "json", kind: { type: "bool" }, default: false, help: "print the results as one JSON array" },
-  { name: "strict", kind: { type: "bool" }, default: false, help: "exit 1 on warnings too" },
+  { name: "allow-warnings", kind: { type: "bool" }, default: false, help: "exit 0 when nothing failed, even with warnings" },
   { name: "apply", kind: { type: "bool" }, default: false, help: "first apply the safe fixes, as tera-cdc setup does, printing each statement" },
   { name: "replica-identity-full", kind: { type: "bool" }, default: false, help: "with --apply: also set REPLICA IDENTITY FULL on the tables" },
 ];
@@ -251,8 +251,8 @@ export const CHECK_SETTINGS: readonly SettingSpec[] = [
 const USAGE = `Usage: tera-cdc check --database-url URL [--tables t1,t2] [--publication P] [--slot S] [--apply]
 
 Checks every prerequisite of tera-cdc run and prints PASS, WARN or FAIL for each, with the SQL or
-configuration line that fixes each FAIL and WARN. Exit code 0 when nothing failed (warnings allowed
-unless --strict), 1 when something failed or the database is unreachable, 2 on bad flags.`;
+configuration line that fixes each FAIL and WARN. Exit code 0 only when every check passed (with
+--allow-warnings: when nothing failed), 1 otherwise or when the database is unreachable, 2 on bad flags.`;
 const EXAMPLES = [
   "tera-cdc check --database-url postgres://cdc@db/opentera --tables t_devices,t_users",
   "tera-cdc check --database-url postgres://cdc@db/opentera --publication tera_cdc --json",
@@ -276,6 +276,6 @@ export async function checkCommand(argv: string[]): Promise<number> {
     return runChecks(query, options);
   });
   process.stdout.write(v.json === true ? `${JSON.stringify(results, null, 2)}\n` : formatChecks(results));
-  const failed = results.some((r) => r.verdict === "FAIL" || (v.strict === true && r.verdict === "WARN"));
+  const failed = results.some((r) => r.verdict === "FAIL" || (v["allow-warnings"] !== true && r.verdict === "WARN"));
   return failed ? 1 : 0;
 }

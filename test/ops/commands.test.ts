@@ -72,14 +72,14 @@ describe("check", () => {
     expect(r.code).toBe(1);
   });
 
-  it("warns about TOASTable columns without REPLICA IDENTITY FULL, and --strict makes warnings fail", async () => {
+  it("warns about TOASTable columns without REPLICA IDENTITY FULL: exit 1 unless --allow-warnings", async () => {
     await pg.query("CREATE PUBLICATION pub_notes FOR TABLE notes");
     const args = ["check", "--database-url", pg.url, "--tables", "notes", "--publication", "pub_notes", "--slot", "slot_notes"];
     const r = await cli(args);
     expect(r.stdout).toMatch(/^WARN {2}table public\.notes +TOASTable columns without REPLICA IDENTITY FULL \(body\)/m);
     expect(r.stdout).toContain('fix: ALTER TABLE "public"."notes" REPLICA IDENTITY FULL;');
-    expect(r.code).toBe(0);
-    expect((await cli([...args, "--strict"])).code).toBe(1);
+    expect(r.code).toBe(1);
+    expect((await cli([...args, "--allow-warnings"])).code).toBe(0);
     const json = JSON.parse((await cli([...args, "--json"])).stdout) as { verdict: string; name: string; fix?: string }[];
     expect(json.find((x) => x.verdict === "WARN")).toMatchObject({ name: "table public.notes", fix: 'ALTER TABLE "public"."notes" REPLICA IDENTITY FULL;' });
   });
