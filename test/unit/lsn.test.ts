@@ -19,3 +19,15 @@ describe("LSNs and pgoutput times", () => {
     expect(postgresMicrosToIso(848_979_540_000_000n)).toBe("2026-11-26T03:39:00+00:00");
   });
 });
+
+describe("commit times across seconds and before the Unix epoch", () => {
+  it("formats each transaction's own second, fraction and all", () => {
+    const base = 848_979_540_000_000n; // 2026-11-26T03:39:00Z in pgoutput micros
+    expect(postgresMicrosToIso(base + 999_999n)).toBe("2026-11-26T03:39:00.999999+00:00");
+    expect(postgresMicrosToIso(base + 1_000_000n)).toBe("2026-11-26T03:39:01+00:00");
+    expect(postgresMicrosToIso(base + 1_000_010n)).toBe("2026-11-26T03:39:01.000010+00:00");
+    expect(postgresMicrosToIso(base)).toBe("2026-11-26T03:39:00+00:00");
+    // 1969-12-31T23:59:59.5Z: before both epochs.
+    expect(postgresMicrosToIso(-946_684_800_500_000n)).toBe("1969-12-31T23:59:59.500000+00:00");
+  });
+});
