@@ -1,5 +1,5 @@
 import { AuditTrail } from "../audit/trail.js";
-import { type Change, subscribeBatches, type Subscription } from "../client/index.js";
+import { brokerProtocol, type Change, subscribeBatches, type Subscription } from "../client/index.js";
 import { ConfigError, mqttCredentials, parseSettings, RUN_SETTINGS, type SettingSpec } from "../config.js";
 import { createLogger, type LogLevel, redactUrl } from "../ops/log.js";
 import { parseTableRef, type TableRef } from "../source/setup.js";
@@ -124,6 +124,10 @@ export async function auditCommand(argv: string[]): Promise<number> {
 
   let subscription: Subscription;
   try {
+    // Rows are keyed by (lsn, seq), which travel as MQTT 5 user properties.
+    if ((await brokerProtocol({ mqttUrl: config.mqttUrl, mqtt: config.mqtt })) === 4) {
+      throw new Error(`the broker at ${redactUrl(config.mqttUrl)} speaks only MQTT 3.1.1: the audit trail needs MQTT 5 (lsn and seq are user properties); use an MQTT 5 broker such as Mosquitto`);
+    }
     subscription = await subscribeBatches(
       {
         mqttUrl: config.mqttUrl,

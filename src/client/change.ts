@@ -24,9 +24,9 @@ export interface Change<T = Record<string, unknown>> {
   readonly objectJson: string;
   /** Commit time of the transaction as tera-cdc sent it: ISO 8601 with microseconds and offset, e.g. 2024-05-01T10:00:00.123456+00:00. */
   readonly commitTime: string;
-  /** Commit LSN of the transaction, PostgreSQL's spelling (paste into SQL as a pg_lsn). */
+  /** Commit LSN of the transaction, PostgreSQL's spelling (paste into SQL as a pg_lsn); "" over MQTT 3.1.1. */
   readonly lsn: string;
-  /** The same LSN as a number, for comparisons. */
+  /** The same LSN as a number, for comparisons; NO_POSITION (-1) over MQTT 3.1.1. */
   readonly lsnValue: Lsn;
   /** Transaction id. */
   readonly xid: number;
@@ -62,6 +62,9 @@ export class ChangeDecodeError extends Error {
   }
 }
 
+/** lsnValue of a change received without a position (MQTT 3.1.1 broker). */
+export const NO_POSITION: Lsn = -1n;
+
 const OP_BY_TYPE: Partial<Record<DatabaseEvent_EventType, ChangeOp>> = {
   [DatabaseEvent_EventType.DB_CREATE]: "create",
   [DatabaseEvent_EventType.DB_UPDATE]: "update",
@@ -89,16 +92,24 @@ export function decodeChanges(
   const teraEvent = decoded.message;
 
   const lsnText = prop("lsn");
-  if (lsnText === undefined) throw new ChangeDecodeError(topic, "no lsn user property (is it published by tera-cdc over MQTT 5?)");
-  let lsnValue: Lsn;
-  try {
-    lsnValue = parseLsn(lsnText);
-  } catch (error) {
-    throw new ChangeDecodeError(topic, `user property lsn: ${(error as Error).message}`);
+  // MQTT 3.1.1 carries no user properties at all: the changes then have no position.
+  const positionless = lsnText === undefined && Object.keys(props).length === 0;
+  if (lsnText === undefined && !positionless) throw new ChangeDecodeError(topic, "no lsn user property (is it published by tera-cdc?)");
+  let lsnValue: Lsn = NO_POSITION;
+  if (lsnText !== undefined) {
+    try {
+      lsnValue = parseLsn(lsnText);
+    } catch (error) {
+      throw new ChangeDecodeError(topic, `user property lsn: ${(error as Error).message}`);
+    }
   }
-  const firstSeq = wholeNumber(prop("seq"), "seq", topic);
+  const firstSeq = positionless ? 0 : wholeNumber(prop("seq"), "seq", topic);
   // A message without `count` holds one change, or none: snapshot markers are TeraEvents without events.
-  const count = prop("count") === undefined ? Math.min(teraEvent.events.length, 1) : wholeNumber(prop("count"), "count", topic);
+  const count = positionless
+    ? teraEvent.events.length
+    : prop("count") === undefined
+      ? Math.min(teraEvent.events.length, 1)
+      : wholeNumber(prop("count"), "count", topic);
   if (count !== teraEvent.events.length) {
     throw new ChangeDecodeError(topic, `user property count says ${count} events, the TeraEvent holds ${teraEvent.events.length}`);
   }
@@ -107,7 +118,7 @@ export function decodeChanges(
   const unchanged = prop("unchanged") ? prop("unchanged")!.split(",") : [];
   const common = {
     commitTime: prop("commit-time") ?? new Date((teraEvent.header?.time ?? 0) * 1000).toISOString(),
-    lsn: lsnText,
+    lsn: lsnText ?? "",
     lsnValue,
     xid,
     table: prop("table") ?? "",
@@ -135,6 +146,8 @@ export function decodeChanges(
     } catch (error) {
       throw new ChangeDecodeError(topic, `event ${index} object_value is not JSON: ${(error as Error).message}`);
     }
+    // Without the op property a truncate is still told apart: a delete always carries its keys.
+    if (positionless && op === "delete" && Object.keys(object).length === 0) op = "truncate";
     return { ...common, model: event.objectType, op, object, objectJson: event.objectValue, seq: firstSeq + index };
   });
 }

@@ -1,8 +1,9 @@
 /** The consuming side of tera-cdc: typed subscription, dedupe by (lsn, seq), cache invalidation. See docs/consuming.md. */
-export { CHANGE_OPS, type Change, ChangeDecodeError, type ChangeOp, changeKey, decodeChanges } from "./change.js";
+export { CHANGE_OPS, type Change, ChangeDecodeError, type ChangeOp, changeKey, decodeChanges, NO_POSITION } from "./change.js";
 export { RecentKeys } from "./dedupe.js";
 export {
   type BatchHandler,
+  brokerProtocol,
   type ChangeHandler,
   changes,
   subscribe,

@@ -43,6 +43,12 @@ export interface SubscribeOptions {
   readonly dedupeWindow?: number;
   /** Most messages the broker may send before they are acknowledged (MQTT 5 Receive Maximum). Default 1,000. */
   readonly maxUnacked?: number;
+  /**
+   * MQTT protocol: 5 (default when the broker speaks it) or 4 (3.1.1, as the embedded broker of
+   * `npm start`). Found out at connect when not given. Over 3.1.1 there are no user properties:
+   * changes have no position (lsn "", no dedupe) and shared subscriptions are not available.
+   */
+  readonly protocolVersion?: 4 | 5;
   /** Extra mqtt.js options: username, password, ca, cert, key, keepalive, reconnectPeriod... */
   readonly mqtt?: mqtt.IClientOptions;
   /**
@@ -198,6 +204,36 @@ export function changes(options: SubscribeOptions): AsyncIterableIterator<Change
   return iterator;
 }
 
+/**
+ * Whether the broker speaks MQTT 5 or only 3.1.1 (aedes, the embedded broker): a short probe
+ * connection, refused with "unacceptable protocol version" by a 3.1.1 broker.
+ */
+export async function brokerProtocol(options: Pick<SubscribeOptions, "mqttUrl" | "mqtt">): Promise<4 | 5> {
+  const probe = mqtt.connect(options.mqttUrl, {
+    connectTimeout: 10_000,
+    ...options.mqtt,
+    protocolVersion: 5,
+    clientId: `tera-cdc-probe-${randomBytes(6).toString("hex")}`,
+    clean: true,
+    reconnectPeriod: 0,
+    properties: undefined,
+  });
+  try {
+    return await new Promise<4 | 5>((resolve, reject) => {
+      probe.once("connect", () => resolve(5));
+      probe.once("error", (error: Error & { code?: number }) => {
+        if (/unacceptable protocol version|unsupported protocol/i.test(error.message) || error.code === 1 || error.code === 132) resolve(4);
+        else reject(error);
+      });
+      probe.once("close", () => reject(new Error(`cannot connect to ${options.mqttUrl}`)));
+    });
+  } finally {
+    probe.removeAllListeners();
+    probe.on("error", () => {});
+    probe.end(true);
+  }
+}
+
 /** The MQTT topic filters for the options: the given topics, one per model, or every model; shared when a group is given. */
 export function topicFilters(options: Pick<SubscribeOptions, "models" | "group" | "topics">): string[] {
   const models = options.models ?? [];
@@ -240,18 +276,25 @@ async function open(options: SubscribeOptions, maxBatch: number, processChanges:
 
   // The handler must be in place before the first CONNACK: a persistent session's queued messages
   // follow it at once, and mqtt.js would otherwise acknowledge them unseen.
+  const protocolVersion = options.protocolVersion ?? (await brokerProtocol(options));
+  if (protocolVersion === 4 && options.group !== undefined) {
+    throw new Error("shared subscriptions (group) need an MQTT 5 broker; this broker speaks only MQTT 3.1.1");
+  }
   const client = mqtt.connect(options.mqttUrl, {
     reconnectPeriod: 1000,
     connectTimeout: 10_000,
     ...options.mqtt,
-    protocolVersion: 5,
+    protocolVersion,
     clientId,
     clean: session === "clean",
-    properties: {
-      ...options.mqtt?.properties,
-      sessionExpiryInterval: session === "persistent" ? (options.sessionExpirySeconds ?? 86_400) : 0,
-      receiveMaximum: options.maxUnacked ?? 1000,
-    },
+    properties:
+      protocolVersion === 5
+        ? {
+            ...options.mqtt?.properties,
+            sessionExpiryInterval: session === "persistent" ? (options.sessionExpirySeconds ?? 86_400) : 0,
+            receiveMaximum: options.maxUnacked ?? 1000,
+          }
+        : undefined,
   });
   // A QoS 1 message is acknowledged later, after its changes are handled (see acknowledge). mqtt.js
   // handles one packet at a time and sends the PUBACK when this callback gets no error; passing one
@@ -306,7 +349,8 @@ async function open(options: SubscribeOptions, maxBatch: number, processChanges:
           continue;
         }
         for (const change of decoded) {
-          if (recent.seen(changeKey(change))) stats.duplicates++;
+          // Over MQTT 3.1.1 a change has no position to dedupe by.
+          if (change.lsn !== "" && recent.seen(changeKey(change))) stats.duplicates++;
           else if (!ops.has(change.op)) stats.skipped++;
           else fresh.push(change);
         }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cacheKeyOf, ChangeDecodeError, changeKey, decodeChanges, invalidateCache, RecentKeys, type Change } from "../../src/client/index.js";
+import { cacheKeyOf, ChangeDecodeError, changeKey, decodeChanges, invalidateCache, NO_POSITION, RecentKeys, type Change } from "../../src/client/index.js";
 import { DatabaseEvent_EventType, encodeDatabaseTeraEvent } from "../../src/messages/index.js";
 
 const TOPIC = "module/TeraServer/DatabaseModule/events/device";
@@ -13,6 +13,26 @@ function payload(events: { type: DatabaseEvent_EventType; object: unknown }[]): 
 const BASE = { lsn: "0/16B3748", xid: "731", "commit-time": "2024-05-01T00:00:00.123456Z", table: "public.t_devices", seq: "0", op: "create" };
 
 describe("decodeChanges", () => {
+  it("decodes a message from an MQTT 3.1.1 broker (no user properties) without a position, telling a truncate from a delete", () => {
+    const bytes = payload([
+      { type: DatabaseEvent_EventType.DB_UPDATE, object: { id_device: 7 } },
+      { type: DatabaseEvent_EventType.DB_DELETE, object: { id_device: 7 } },
+      { type: DatabaseEvent_EventType.DB_DELETE, object: {} },
+    ]);
+    const changes = decodeChanges(TOPIC, bytes, undefined, NOW);
+    expect(changes.map((c) => [c.op, c.lsn, c.lsnValue, c.seq])).toEqual([
+      ["update", "", NO_POSITION, 0],
+      ["delete", "", NO_POSITION, 1],
+      ["truncate", "", NO_POSITION, 2],
+    ]);
+    expect(changes[0]!.commitTime).toBe("2024-05-01T00:00:00.500Z");
+  });
+
+  it("still refuses an MQTT 5 message whose properties lack the lsn", () => {
+    const bytes = payload([{ type: DatabaseEvent_EventType.DB_CREATE, object: { id_device: 1 } }]);
+    expect(() => decodeChanges(TOPIC, bytes, { seq: "0" }, NOW)).toThrow(/no lsn user property/);
+  });
+
   it("types a single-event message from its user properties", () => {
     const [change, ...rest] = decodeChanges(TOPIC, payload([{ type: DatabaseEvent_EventType.DB_CREATE, object: { id_device: 7, name: "a" } }]), BASE, NOW);
     expect(rest).toHaveLength(0);
