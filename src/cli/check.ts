@@ -1,4 +1,4 @@
-import { ConfigError, parseSettings, type SettingSpec } from "../config.js";
+import type { SettingSpec } from "../config.js";
 import { quoteIdent, quoteLiteral } from "../source/replication.js";
 import {
   checkReplicationRole,
@@ -9,7 +9,7 @@ import {
   qualified,
   type TableRef,
 } from "../source/setup.js";
-import { helpText } from "./help.js";
+import { flagsOnlyCommand } from "./help.js";
 import { type Query, withDatabase } from "../source/database.js";
 import { applyFixes, fixOptions, requireSetting, settingsNamed, tablesSetting } from "./setup.js";
 
@@ -260,13 +260,8 @@ const EXAMPLES = [
 ];
 
 export async function checkCommand(argv: string[]): Promise<number> {
-  const parsed = parseSettings(CHECK_SETTINGS, argv);
-  if (parsed.help) {
-    process.stdout.write(helpText(USAGE, CHECK_SETTINGS, EXAMPLES));
-    return 0;
-  }
-  if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": check takes only flags`);
-  const v = parsed.values;
+  const v = flagsOnlyCommand("check", CHECK_SETTINGS, argv, { usage: USAGE, examples: EXAMPLES });
+  if (!v) return 0;
   requireSetting(CHECK_SETTINGS, v, "database-url");
   const options = { publication: v.publication as string, slot: v.slot as string, tables: tablesSetting(v) };
   const results = await withDatabase(v["database-url"] as string, "tera-cdc check", async (query) => {

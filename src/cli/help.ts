@@ -1,4 +1,4 @@
-import type { SettingSpec } from "../config.js";
+import { ConfigError, parseSettings, type SettingSpec, type SettingValues } from "../config.js";
 
 /** `--help` text of a command from its settings: flag, environment variable, default, meaning. */
 export function helpText(usage: string, specs: readonly SettingSpec[], examples: readonly string[]): string {
@@ -9,4 +9,23 @@ export function helpText(usage: string, specs: readonly SettingSpec[], examples:
     return `  ${flag}${env}\n      ${s.help}${def}`;
   });
   return `${usage}\n\nFlags (flag > environment > --config FILE > default):\n  --config FILE\n      YAML or JSON file with the settings below (same names) and per-table settings\n${rows.join("\n")}\n  --help\n      this text\n\nExamples:\n${examples.map((e) => `  ${e}`).join("\n")}\n`;
+}
+
+/**
+ * A flags-only command's settings: prints its `--help` and returns null for `--help`, refuses
+ * positional arguments (a ConfigError, exit 2), otherwise the validated values.
+ */
+export function flagsOnlyCommand(
+  command: string,
+  specs: readonly SettingSpec[],
+  argv: string[],
+  help: { usage: string; examples: readonly string[] },
+): SettingValues | null {
+  const parsed = parseSettings(specs, argv);
+  if (parsed.help) {
+    process.stdout.write(helpText(help.usage, specs, help.examples));
+    return null;
+  }
+  if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": ${command} takes only flags`);
+  return parsed.values;
 }

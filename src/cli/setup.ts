@@ -1,8 +1,8 @@
 import { type Query, withDatabase } from "../source/database.js";
-import { ConfigError, parseSettings, RUN_SETTINGS, type SettingSpec, type SettingValues } from "../config.js";
+import { ConfigError, RUN_SETTINGS, type SettingSpec, type SettingValues } from "../config.js";
 import { quoteIdent, quoteLiteral } from "../source/replication.js";
 import { parseTableRef, publicationTables, qualified, type TableRef } from "../source/setup.js";
-import { helpText } from "./help.js";
+import { flagsOnlyCommand } from "./help.js";
 
 /** The specs of shared settings by name (one definition of each flag for every command). */
 export function settingsNamed(...names: string[]): SettingSpec[] {
@@ -119,13 +119,8 @@ export function fixOptions(values: SettingValues): FixOptions {
 }
 
 export async function setupCommand(argv: string[]): Promise<number> {
-  const parsed = parseSettings(SETUP_SETTINGS, argv);
-  if (parsed.help) {
-    process.stdout.write(helpText(USAGE, SETUP_SETTINGS, EXAMPLES));
-    return 0;
-  }
-  if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": setup takes only flags`);
-  const v = parsed.values;
+  const v = flagsOnlyCommand("setup", SETUP_SETTINGS, argv, { usage: USAGE, examples: EXAMPLES });
+  if (!v) return 0;
   requireSetting(SETUP_SETTINGS, v, "database-url");
   const options = fixOptions(v);
   await withDatabase(v["database-url"] as string, "tera-cdc setup", (query) =>

@@ -1,6 +1,6 @@
-import { ConfigError, parseSettings, type SettingSpec } from "../config.js";
+import type { SettingSpec } from "../config.js";
 import { publicationTables } from "../source/setup.js";
-import { helpText } from "./help.js";
+import { flagsOnlyCommand } from "./help.js";
 import { type Query, withDatabase } from "../source/database.js";
 import { requireSetting, settingsNamed } from "./setup.js";
 
@@ -144,13 +144,8 @@ const EXAMPLES = [
 ];
 
 export async function statusCommand(argv: string[]): Promise<number> {
-  const parsed = parseSettings(STATUS_SETTINGS, argv);
-  if (parsed.help) {
-    process.stdout.write(helpText(USAGE, STATUS_SETTINGS, EXAMPLES));
-    return 0;
-  }
-  if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": status takes only flags`);
-  const v = parsed.values;
+  const v = flagsOnlyCommand("status", STATUS_SETTINGS, argv, { usage: USAGE, examples: EXAMPLES });
+  if (!v) return 0;
   requireSetting(STATUS_SETTINGS, v, "database-url");
   const report: { -readonly [K in keyof StatusReport]: StatusReport[K] } = await withDatabase(v["database-url"] as string, "tera-cdc status", (query) =>
     readStatus(query, v.slot as string, v.publication as string),

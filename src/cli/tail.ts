@@ -1,8 +1,8 @@
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
-import { ConfigError, mqttCredentials, parseSettings, type SettingSpec } from "../config.js";
+import { ConfigError, mqttCredentials, type SettingSpec } from "../config.js";
 import { DATABASE_EVENTS_TOPIC_PREFIX, decodeTeraEvent, toMqttTopic, unpackAny } from "../messages/index.js";
 import { createLogger, type Logger, type LogLevel, redactUrl } from "../ops/log.js";
-import { helpText } from "./help.js";
+import { flagsOnlyCommand } from "./help.js";
 import { requireSetting, settingsNamed } from "./setup.js";
 
 export type TailOp = "create" | "update" | "delete" | "truncate";
@@ -110,13 +110,8 @@ async function connect(url: string, options: IClientOptions, logger: Logger): Pr
 }
 
 export async function tailCommand(argv: string[]): Promise<number> {
-  const parsed = parseSettings(TAIL_SETTINGS, argv);
-  if (parsed.help) {
-    process.stdout.write(helpText(USAGE, TAIL_SETTINGS, EXAMPLES));
-    return 0;
-  }
-  if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": tail takes only flags`);
-  const v = parsed.values;
+  const v = flagsOnlyCommand("tail", TAIL_SETTINGS, argv, { usage: USAGE, examples: EXAMPLES });
+  if (!v) return 0;
   requireSetting(TAIL_SETTINGS, v, "mqtt-url");
   const logger = createLogger(v["log-level"] as LogLevel);
   const model = v.model as string | undefined;
