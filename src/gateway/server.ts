@@ -162,6 +162,13 @@ export class Gateway {
     });
     this.mqtt = client;
     const topics = o.models.map((model) => toMqttTopic(databaseEventTopic(model)));
+    // Ready means subscribed, not merely connected: events published before the broker has the
+    // subscription never reach a clean session, and clients would miss them without a resync.
+    let subscribed: (error?: Error) => void = () => {};
+    const firstSubscription = new Promise<void>((resolve, reject) => {
+      subscribed = (error) => (error ? reject(error) : resolve());
+    });
+    firstSubscription.catch(() => {}); // awaited below; a later failure is only logged
     client.on("connect", () => {
       this.stats.mqttConnected = true;
       if (this.mqttEverConnected) {
@@ -175,6 +182,7 @@ export class Gateway {
       client.subscribe(topics, { qos: 1 }, (error) => {
         if (error) o.logger.error(`subscribing to ${topics.join(", ")} failed: ${error.message}`);
         else o.logger.info({ topics }, "subscribed");
+        subscribed(error ?? undefined);
       });
     });
     client.on("close", () => {
@@ -183,13 +191,15 @@ export class Gateway {
     });
     client.on("error", (error) => o.logger.warn(`broker: ${error.message}`));
     client.on("message", (topic, payload, packet) => this.onBrokerMessage(topic, payload, (packet.properties?.userProperties ?? {}) as Record<string, string | string[]>));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`broker ${o.mqttUrl.replace(/\/\/[^@]*@/, "//")} not reachable within 30 s: check --mqtt-url`)), 30_000);
-      client.once("connect", () => {
-        clearTimeout(timer);
-        resolve();
-      });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`broker ${o.mqttUrl.replace(/\/\/[^@]*@/, "//")} not reachable within 30 s: check --mqtt-url`)), 30_000);
     });
+    try {
+      await Promise.race([firstSubscription, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private onBrokerMessage(topic: string, payload: Buffer, properties: Record<string, string | string[]>): void {
