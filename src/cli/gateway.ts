@@ -30,7 +30,7 @@ export const GATEWAY_SETTINGS: readonly SettingSpec[] = [
   { name: "models", env: "TERA_CDC_GATEWAY_MODELS", kind: { type: "list" }, help: "models to serve (default: every model in the rules file)" },
   { name: "ring-events", env: "TERA_CDC_GATEWAY_RING_EVENTS", kind: { type: "int", min: 1, max: 10_000_000 }, default: 100_000, help: "recent events kept for resuming clients, at most" },
   { name: "ring-bytes", env: "TERA_CDC_GATEWAY_RING_BYTES", kind: { type: "int", min: 1024, max: 8_589_934_592 }, default: 67_108_864, help: "bytes of recent events kept for resuming clients, at most" },
-  { name: "max-client-buffer", env: "TERA_CDC_GATEWAY_MAX_CLIENT_BUFFER", kind: { type: "int", min: 1024, max: 1_073_741_824 }, default: 4_194_304, help: "bytes waiting to be sent to one client before it is disconnected as too slow" },
+  { name: "max-client-buffer", env: "TERA_CDC_GATEWAY_MAX_CLIENT_BUFFER", kind: { type: "int", min: 1024, max: 1_073_741_824 }, default: 4_194_304, help: "bytes waiting to be sent to one client: over it without draining for 2 s, or over 16 times it, the client is disconnected as too slow" },
   { name: "ping-interval-ms", env: "TERA_CDC_GATEWAY_PING_INTERVAL_MS", kind: { type: "int", min: 100, max: 600_000 }, default: 10_000, help: "ping period; a client that misses one answer is dropped" },
   { name: "max-keys-per-client", env: "TERA_CDC_GATEWAY_MAX_KEYS_PER_CLIENT", kind: { type: "int", min: 1, max: 100_000_000 }, default: 100_000, help: "object keys remembered per client to route deletes; beyond it the client resyncs" },
   { name: "session-ttl-ms", env: "TERA_CDC_GATEWAY_SESSION_TTL_MS", kind: { type: "int", min: 0, max: 86_400_000 }, default: 300_000, help: "how long a disconnected client can resume" },

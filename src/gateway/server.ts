@@ -54,7 +54,20 @@ interface Client {
   readonly address: string;
   alive: boolean;
   expiry: NodeJS.Timeout | null;
+  /** Send buffer at the last slow-client check, and since when it has been over the limit without draining. */
+  lastBuffered: number;
+  stalledSince: number | null;
 }
+
+/**
+ * A client is too slow when its send buffer stays over --max-client-buffer without draining for
+ * this long. A burst from the broker fills even a fast client's buffer for a moment; only one that
+ * makes no progress is dropped. Past HARD_CAP times the limit it is dropped at once, whatever the
+ * time: the bound on what the gateway holds for one client.
+ */
+const SLOW_CLIENT_GRACE_MS = 2000;
+const SLOW_CLIENT_CHECK_MS = 500;
+const HARD_CAP = 16;
 
 /** WebSocket close codes of the gateway (4000-4999 are the application's). */
 export const CLOSE_CODES = { tokenExpired: 4001, tooSlow: 4008, resyncOverflow: 4009 } as const;
@@ -87,6 +100,7 @@ export class Gateway {
   private readonly ring: EventRing;
   private readonly binaries = new WeakMap<GatewayEvent, Uint8Array>();
   private pingTimer: NodeJS.Timeout | null = null;
+  private slowTimer: NodeJS.Timeout | null = null;
   private mqttEverConnected = false;
   private stopping = false;
   /** Newest event taken from the broker (kept apart from the ring, which a gap empties). */
@@ -133,12 +147,14 @@ export class Gateway {
     const address = this.http.address();
     this.listeningPort = typeof address === "object" && address ? address.port : o.port;
     this.pingTimer = setInterval(() => this.tick(), o.pingIntervalMs);
+    this.slowTimer = setInterval(() => this.checkSlowClients(), SLOW_CLIENT_CHECK_MS);
     o.logger.info({ host: o.host, port: this.listeningPort, models: o.models, algorithms: o.verifier.algorithms }, "gateway listening");
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.pingTimer) clearInterval(this.pingTimer);
+    if (this.slowTimer) clearInterval(this.slowTimer);
     for (const client of this.clients) client.socket.terminate();
     this.wss?.close();
     const closed = new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
@@ -225,16 +241,35 @@ export class Gateway {
     }
   }
 
-  /** Sends one decision's frames, or disconnects a client that does not read fast enough. */
+  private disconnectSlow(client: Client): void {
+    this.stats.slowDisconnects++;
+    this.options.logger.warn({ client: client.address, subject: client.session.subject, bufferedBytes: client.socket.bufferedAmount }, "client too slow: disconnected");
+    // close() would queue its frame behind the backlog; terminate frees the memory now.
+    client.socket.terminate();
+  }
+
+  /** Drops the clients whose send buffer has stayed over the limit without draining (SLOW_CLIENT_GRACE_MS). */
+  private checkSlowClients(): void {
+    const now = Date.now();
+    for (const client of this.clients) {
+      const buffered = client.socket.bufferedAmount;
+      if (buffered > this.options.maxClientBufferBytes && buffered >= client.lastBuffered) {
+        client.stalledSince ??= now;
+        if (now - client.stalledSince >= SLOW_CLIENT_GRACE_MS) this.disconnectSlow(client);
+      } else {
+        client.stalledSince = null;
+      }
+      client.lastBuffered = buffered;
+    }
+  }
+
+  /** Sends one decision's frames, or disconnects a client past the hard cap of its send buffer. */
   private deliver(client: Client, decision: Decision): void {
     if (decision.send === null && !decision.resyncFirst) return;
     const socket = client.socket;
     if (socket.readyState !== WebSocket.OPEN) return;
-    if (socket.bufferedAmount > this.options.maxClientBufferBytes) {
-      this.stats.slowDisconnects++;
-      this.options.logger.warn({ client: client.address, subject: client.session.subject, bufferedBytes: socket.bufferedAmount }, "client too slow: disconnected");
-      // close() would queue its frame behind the backlog; terminate frees the memory now.
-      socket.terminate();
+    if (socket.bufferedAmount > this.options.maxClientBufferBytes * HARD_CAP) {
+      this.disconnectSlow(client);
       return;
     }
     if (decision.resyncFirst) {
@@ -288,7 +323,7 @@ export class Gateway {
     const subject = typeof claims.sub === "string" ? claims.sub : "";
     const session: Session = { id: randomUUID(), subject, view: new ClientView(o.rules, claims, o.maxKeysPerClient), socket, detachedAt: 0 };
     this.addSession(session);
-    const client: Client = { socket, session, address, alive: true, expiry: null };
+    const client: Client = { socket, session, address, alive: true, expiry: null, lastBuffered: 0, stalledSince: null };
     this.clients.add(client);
     this.stats.clients = this.clients.size;
     if (typeof claims.exp === "number") {

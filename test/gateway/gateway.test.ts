@@ -165,7 +165,7 @@ describe("tera-cdc gateway", () => {
   });
 
   it("disconnects a client that stops reading instead of buffering for it, while a reading client gets everything", async () => {
-    const gateway = await startGateway({ maxClientBufferBytes: 256 * 1024 });
+    const gateway = await startGateway({ maxClientBufferBytes: 1024 * 1024 });
     const stalled = await client(gateway, { sub: "slow", sites: [5] });
     const reader = await client(gateway, { sub: "fast", sites: [5] });
     await subscribe(stalled, ["device"]);
