@@ -6,9 +6,13 @@ process.once("exit", () => {
   for (const child of children) child.kill("SIGKILL");
 });
 
+/** Children whose stdio streams have closed too: everything they wrote has been read. */
+const closed = new WeakSet<ChildProcess>();
+
 export function track(child: ChildProcess): ChildProcess {
   children.add(child);
   child.once("exit", () => children.delete(child));
+  child.once("close", () => closed.add(child));
   return child;
 }
 
@@ -16,13 +20,17 @@ export function spawnTracked(command: string, args: string[], options: SpawnOpti
   return track(spawn(command, args, options));
 }
 
+/**
+ * The exit code, once the process has exited and its output streams are drained: `exit` can come
+ * before the last bytes of stderr, and a test reading the output then would miss them.
+ */
 export function exited(child: ChildProcess, timeoutMs = 15_000): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  if (closed.has(child)) return Promise.resolve(child.exitCode);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`process ${child.pid} did not exit within ${timeoutMs} ms`)), timeoutMs);
-    child.once("exit", (code) => {
+    child.once("close", () => {
       clearTimeout(timer);
-      resolve(code);
+      resolve(child.exitCode);
     });
   });
 }
