@@ -126,7 +126,7 @@ interface PendingBatch {
   bytes: number;
 }
 
-type WalItem = { walStart: Lsn; payload: Buffer } | { walEnd: Lsn };
+type WalItem = { payload: Buffer } | { walEnd: Lsn };
 
 /**
  * The conductor of `run` for one replication connection: WAL message → decode → model event →
@@ -136,7 +136,7 @@ type WalItem = { walStart: Lsn; payload: Buffer } | { walEnd: Lsn };
  * a new relation needs a catalog look-up; then the stream is paused and messages that were
  * already read wait in a short queue. Memory is bounded by the window, not the transaction.
  */
-export class Pipeline implements WalHandler {
+export class Pipeline implements Omit<WalHandler, "closed"> {
   private readonly decoder = new PgoutputDecoder();
   private readonly tracker: DeliveryTracker;
   private readonly plans = new Map<number, RelationPlan>();
@@ -184,12 +184,12 @@ export class Pipeline implements WalHandler {
   data(walStart: Lsn, payload: Buffer): void {
     if (walStart > this.stats.serverWalEnd) this.stats.serverWalEnd = walStart;
     if (this.blocked === null && this.queueHead === this.queue.length && this.injected === null) {
-      this.handle(walStart, payload);
+      this.handle(payload);
       if (this.injected !== null) this.drain();
       else if (this.blocked !== null) this.stream.pause();
       return;
     }
-    this.queue.push({ walStart, payload });
+    this.queue.push({ payload });
     this.stream.pause();
   }
 
@@ -200,10 +200,6 @@ export class Pipeline implements WalHandler {
       return;
     }
     this.queue.push({ walEnd });
-  }
-
-  closed(): void {
-    /* handled by the runner, which owns reconnection */
   }
 
   private drain(): void {
@@ -219,7 +215,7 @@ export class Pipeline implements WalHandler {
       const item = this.queue[this.queueHead]!;
       this.queue[this.queueHead++] = undefined as unknown as WalItem;
       if ("walEnd" in item) this.passed(item.walEnd);
-      else this.handle(item.walStart, item.payload);
+      else this.handle(item.payload);
     }
     this.queue.length = 0;
     this.queueHead = 0;
@@ -231,7 +227,7 @@ export class Pipeline implements WalHandler {
     if (this.tx === null && this.tracker.passed(lsn)) this.confirm();
   }
 
-  private handle(walStart: Lsn, payload: Buffer): void {
+  private handle(payload: Buffer): void {
     let message: PgoutputMessage;
     try {
       message = this.decoder.decode(payload);
@@ -293,7 +289,6 @@ export class Pipeline implements WalHandler {
       default:
         break;
     }
-    void walStart;
   }
 
   /**
@@ -303,20 +298,16 @@ export class Pipeline implements WalHandler {
    */
   private planFor(relation: RelationMessage): void {
     const unknownTypes = [...new Set(relation.columns.map((c) => c.typeOid).filter((oid) => !this.types.has(oid)))];
-    const keyFromIdentity = relation.replicaIdentity === "d";
-    if (keyFromIdentity && unknownTypes.length === 0) {
-      const primaryKey = relation.columns.filter((c) => (c.flags & 1) !== 0).map((c) => c.name);
-      this.adoptPlan(relation, primaryKey);
+    const identityKey = relation.replicaIdentity === "d" ? relation.columns.filter((c) => (c.flags & 1) !== 0).map((c) => c.name) : null;
+    if (identityKey && unknownTypes.length === 0) {
+      this.adoptPlan(relation, identityKey);
       return;
     }
     this.blocked = "catalog";
     this.stream.pause();
     (async () => {
       if (unknownTypes.length > 0) this.types.add(await this.catalog.types(unknownTypes));
-      const primaryKey = keyFromIdentity
-        ? relation.columns.filter((c) => (c.flags & 1) !== 0).map((c) => c.name)
-        : await this.catalog.primaryKey(relation.relationOid);
-      this.adoptPlan(relation, primaryKey);
+      this.adoptPlan(relation, identityKey ?? (await this.catalog.primaryKey(relation.relationOid)));
     })().then(
       () => {
         this.blocked = null;
@@ -401,8 +392,7 @@ export class Pipeline implements WalHandler {
     if (tx.properties) Object.assign(properties, tx.properties);
     if (unchanged) properties.unchanged = unchanged.join(",");
     let message: OutgoingMessage = { topic, payload, properties };
-    const limit = Math.min(this.options.maxMessageBytes, this.sink.maxPacketBytes);
-    if (this.sink.packetBytes(message) > limit) {
+    if (!this.fits(message)) {
       this.stats.oversize++;
       const replacement = this.replacementFor(message, plan, tx, events, values, "oversize");
       if (!replacement) return;
@@ -427,9 +417,13 @@ export class Pipeline implements WalHandler {
         this.logger.error({ topic: message.topic, lsn: message.properties.lsn, seq: message.properties.seq }, `broker refused the replacement event too, skipped: ${error.message}`);
       }
       if (this.tracker.delivered(position)) this.confirm();
-      if (this.blocked === "sink" && this.sink.hasRoom) this.onRoom();
     });
     if (!this.sink.hasRoom && this.blocked === null) this.blocked = "sink";
+  }
+
+  /** Whether the broker (its Maximum Packet Size) and --max-message-bytes let this message through. */
+  private fits(message: OutgoingMessage): boolean {
+    return this.sink.packetBytes(message) <= Math.min(this.options.maxMessageBytes, this.sink.maxPacketBytes);
   }
 
   /** What to publish instead of an event the broker cannot take; null to skip it. */
@@ -449,9 +443,8 @@ export class Pipeline implements WalHandler {
     const properties = { ...message.properties, "keys-only": "true", reason };
     if (rule === "dead-letter") {
       const full: OutgoingMessage = { topic: this.options.deadLetterTopic, payload: message.payload, properties: { ...properties, "keys-only": "false", "original-topic": message.topic } };
-      const limit = Math.min(this.options.maxMessageBytes, this.sink.maxPacketBytes);
       this.logger.warn(where, `event routed to ${this.options.deadLetterTopic} (${reason})`);
-      if (this.sink.packetBytes(full) <= limit) return full;
+      if (this.fits(full)) return full;
       return { topic: this.options.deadLetterTopic, payload: encodeDatabaseTeraEvent(dotted, tx.commitSeconds, keysOnly), properties: { ...properties, "original-topic": message.topic } };
     }
     this.logger.warn(where, `event published with its keys only (${reason})`);
