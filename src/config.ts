@@ -310,7 +310,7 @@ export function withLibpqSslModes(url: string): string {
   return `${url}${url.includes("?") ? "&" : "?"}uselibpqcompat=true`;
 }
 
-export function tableSettingsFor(all: Record<string, TableSettings>, ref: TableRef): TableSettings {
+export function tableSettingsFor(all: Readonly<Record<string, TableSettings>>, ref: TableRef): TableSettings {
   return all[`${ref.schema}.${ref.table}`] ?? {};
 }
 

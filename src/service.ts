@@ -4,6 +4,7 @@ import type { Server } from "node:http";
 import pg from "pg";
 import { TypeCatalog } from "./decode/types.js";
 import { planRelation, type TableSettings } from "./model/plan.js";
+import { tableSettingsFor } from "./config.js";
 import { startHealthServer } from "./ops/health.js";
 import { createMetrics } from "./ops/metrics.js";
 import { type Logger, redactUrl } from "./ops/log.js";
@@ -90,6 +91,9 @@ export class CdcService {
     });
   }
 
+  /** A table's settings from the configuration (none: publish by the defaults). */
+  private readonly settingsOf = (schema: string, table: string): TableSettings => tableSettingsFor(this.config.tableSettings, { schema, table });
+
   get currentState(): State {
     return this.state;
   }
@@ -152,7 +156,7 @@ export class CdcService {
           ...credentials,
         },
         types: this.types,
-        tableSettings: (schema, table) => c.tableSettings[`${schema}.${table}`] ?? {},
+        tableSettings: this.settingsOf,
         figures: () => ({ state: this.state, ...this.figures() }),
         logger: this.logger,
       });
@@ -275,14 +279,13 @@ export class CdcService {
         }
       }
     });
-    const tableSettings = (schema: string, table: string) => c.tableSettings[`${schema}.${table}`] ?? {};
     const pipeline = new Pipeline(
       stream,
       this.sink!,
       catalog,
       this.types,
       {
-        tableSettings,
+        tableSettings: this.settingsOf,
         maxMessageBytes: c.maxMessageBytes,
         onOversize: c.onOversize,
         deadLetterTopic: c.deadLetterTopic,
@@ -338,7 +341,7 @@ export class CdcService {
 
   private reportTables(tables: Awaited<ReturnType<typeof prepareDatabase>>["tables"]): void {
     for (const table of tables) {
-      const settings = this.config.tableSettings[`${table.relation.schema}.${table.relation.table}`] ?? {};
+      const settings = this.settingsOf(table.relation.schema, table.relation.table);
       const plan = planRelation(table.relation, table.primaryKey, settings, this.types);
       this.logger.info({ table: plan.qualifiedName, model: plan.model, topic: plan.mqttTopic, columns: plan.columns.map((x) => x.name) }, "publishing table");
       if (plan.withheld.length > 0) {
