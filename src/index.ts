@@ -4,4 +4,4 @@
  */
 export * from "./client/index.js";
 export * from "./messages/index.js";
-export { formatLsn, type Lsn, parseLsn } from "./source/lsn.js";
+export { formatLsn, type Lsn, parseLsn } from "./lsn.js";

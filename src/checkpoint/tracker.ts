@@ -1,4 +1,4 @@
-import type { Lsn } from "../source/lsn.js";
+import type { Lsn } from "../lsn.js";
 
 /**
  * One transaction (or keepalive position) in stream order, with how many of its messages the

@@ -1,5 +1,5 @@
 import { ConfigError, parseSettings, RUN_SETTINGS } from "../config.js";
-import type { OversizeRule } from "../pipeline.js";
+import type { OversizeRule } from "../pipeline/pipeline.js";
 import { createLogger, type LogLevel } from "../ops/log.js";
 import { MqttLogForwarder } from "../ops/log-mqtt.js";
 import { embeddedBanner, type EmbeddedServices, startEmbeddedServices } from "../embedded/index.js";

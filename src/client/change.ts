@@ -7,7 +7,7 @@
  * each one's operation, comma-separated. A TRUNCATE is a DB_DELETE with object `{}` and op=truncate.
  */
 import { DatabaseEvent_EventType, decodeTeraEvent, type TeraEvent, unpackAny } from "../messages/index.js";
-import { type Lsn, parseLsn } from "../source/lsn.js";
+import { type Lsn, parseLsn } from "../lsn.js";
 
 export type ChangeOp = "create" | "update" | "delete" | "truncate";
 

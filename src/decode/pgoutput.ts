@@ -1,4 +1,4 @@
-import type { Lsn } from "../source/lsn.js";
+import type { Lsn } from "../lsn.js";
 
 /**
  * Parser for pgoutput protocol version 1 messages (the payload of XLogData). Values stay in

@@ -1,5 +1,5 @@
 import { type DatabaseEvent, DatabaseEvent_EventType, decodeTeraEvent, unpackAny } from "../messages/index.js";
-import { parseLsn, type Lsn } from "../source/lsn.js";
+import { parseLsn, type Lsn } from "../lsn.js";
 
 /** One row change as the gateway keeps and forwards it: one DatabaseEvent with its position. */
 export interface GatewayEvent {

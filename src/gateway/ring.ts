@@ -1,5 +1,5 @@
 import { comparePositions, type GatewayEvent } from "./events.js";
-import type { Lsn } from "../source/lsn.js";
+import type { Lsn } from "../lsn.js";
 
 export interface Position {
   readonly lsn: Lsn;

@@ -5,7 +5,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import { WebSocket, WebSocketServer } from "ws";
 import { databaseEventTopic, toMqttTopic } from "../messages/index.js";
 import type { Logger } from "../ops/log.js";
-import { formatLsn, parseLsn } from "../source/lsn.js";
+import { formatLsn, parseLsn } from "../lsn.js";
 import { SUBPROTOCOL, type TokenVerifier, tokenOfRequest, tokenRefusal } from "./auth.js";
 import { comparePositions, eventsFromMessage, type GatewayEvent } from "./events.js";
 import { eventBinary, eventMeta, PROTOCOL_VERSION, parseClientRequest } from "./frames.js";

@@ -1,8 +1,8 @@
 import type { TupleValues } from "../decode/pgoutput.js";
 import type { ChangeOp } from "../model/events.js";
 import type { RelationPlan } from "../model/plan.js";
-import type { InjectedEvents, InjectedItem, StreamObserver } from "../pipeline.js";
-import type { Lsn } from "../source/lsn.js";
+import type { InjectedEvents, InjectedItem, StreamObserver } from "../pipeline/pipeline.js";
+import type { Lsn } from "../lsn.js";
 import { keyOf, MARKER_PROPERTY, type MarkerKind, parseWatermark, SNAPSHOT_PROPERTY, visibleIn, type XidSnapshot } from "./protocol.js";
 
 /** One chunk attempt between its low and high watermark. */

@@ -1,6 +1,6 @@
 import pg from "pg";
 import { nowAsPostgresMicros } from "../decode/time.js";
-import { type Lsn, formatLsn } from "./lsn.js";
+import { type Lsn, formatLsn } from "../lsn.js";
 
 /** What the replication stream delivers, in order. */
 export interface WalHandler {

@@ -6,7 +6,7 @@ import { EventRing } from "../../src/gateway/ring.js";
 import { canSeeModel, canSeeRow, parseRules, RulesError, visibleModels } from "../../src/gateway/rules.js";
 import { ClientView } from "../../src/gateway/view.js";
 import { DatabaseEvent_EventType, decodeTeraMessage, encodeDatabaseTeraEvent, unpackAny } from "../../src/messages/index.js";
-import { parseLsn } from "../../src/source/lsn.js";
+import { parseLsn } from "../../src/lsn.js";
 
 const RULES = parseRules({
   models: {

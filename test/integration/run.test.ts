@@ -6,7 +6,7 @@ import { runCli } from "../harness/cdc.js";
 import { exited } from "../harness/processes.js";
 import { freePort } from "../harness/ports.js";
 import { startPostgres, type PostgresServer } from "../harness/postgres.js";
-import { parseLsn } from "../../src/source/lsn.js";
+import { parseLsn } from "../../src/lsn.js";
 
 let pg: PostgresServer;
 let broker: Broker;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatLsn, parseLsn } from "../../src/source/lsn.js";
+import { formatLsn, parseLsn } from "../../src/lsn.js";
 import { postgresMicrosToIso, postgresMicrosToUnixSeconds } from "../../src/decode/time.js";
 
 describe("LSNs and pgoutput times", () => {

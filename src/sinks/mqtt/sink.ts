@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
-import type { Logger } from "../ops/log.js";
+import type { Logger } from "../../ops/log.js";
 
 /** One message for the broker. */
 export interface OutgoingMessage {

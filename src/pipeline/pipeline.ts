@@ -1,15 +1,15 @@
-import type { TrackedPosition } from "./checkpoint/tracker.js";
-import { DeliveryTracker } from "./checkpoint/tracker.js";
+import type { TrackedPosition } from "../checkpoint/tracker.js";
+import { DeliveryTracker } from "../checkpoint/tracker.js";
 import {
   type LogicalMessage,
   PgoutputDecoder,
   type PgoutputMessage,
   type RelationMessage,
   type TupleValues,
-} from "./decode/pgoutput.js";
-import { postgresMicrosToIso, postgresMicrosToUnixSeconds } from "./decode/time.js";
-import type { TypeCatalog } from "./decode/types.js";
-import { encodeDatabaseTeraEvent } from "./messages/index.js";
+} from "../decode/pgoutput.js";
+import { postgresMicrosToIso, postgresMicrosToUnixSeconds } from "../decode/time.js";
+import type { TypeCatalog } from "../decode/types.js";
+import { encodeDatabaseTeraEvent } from "../messages/index.js";
 import {
   type ChangeOp,
   DB_EVENT_TYPE,
@@ -18,13 +18,13 @@ import {
   objectJson,
   TRUNCATE_OBJECT,
   updateObject,
-} from "./model/events.js";
-import { planRelation, type RelationPlan, type TableSettings } from "./model/plan.js";
-import type { Logger } from "./ops/log.js";
-import type { DeliveryCallback, OutgoingMessage } from "./sink/mqtt.js";
-import type { CatalogReader } from "./source/catalog.js";
-import { formatLsn, type Lsn } from "./source/lsn.js";
-import { isConnectionError, type WalHandler } from "./source/replication.js";
+} from "../model/events.js";
+import { planRelation, type RelationPlan, type TableSettings } from "../model/plan.js";
+import type { Logger } from "../ops/log.js";
+import type { DeliveryCallback, OutgoingMessage } from "../sinks/mqtt/sink.js";
+import type { CatalogReader } from "../source/catalog.js";
+import { formatLsn, type Lsn } from "../lsn.js";
+import { isConnectionError, type WalHandler } from "../source/replication.js";
 
 /** The part of the replication stream the pipeline drives. */
 export interface StreamControl {
