@@ -17,20 +17,29 @@ const formatFloat: ValueFormatter = (text) =>
   text === "NaN" || text === "Infinity" || text === "-Infinity" ? quote(text) : text;
 const formatJson: ValueFormatter = (text) => text;
 
-/** `2026-11-26 03:39:00.764686+00` → `2026-11-26T03:39:00.764686+00:00`. */
-const TIMESTAMPTZ = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d{1,6})?)([+-]\d\d)(?::?(\d\d))?(?::?(\d\d))?$/;
+/**
+ * PostgreSQL trims trailing zeros of the fraction (`.12`, `.00001`); isoformat() writes all six
+ * digits whenever the fraction is not zero (`.120000`, `.000010`), and PostgreSQL writes none
+ * when it is zero, as isoformat() does.
+ */
+function sixDigits(fraction: string | undefined): string {
+  return fraction === undefined ? "" : `.${fraction.padEnd(6, "0")}`;
+}
+
+/** `2026-11-26 03:39:00.76+00` → `2026-11-26T03:39:00.760000+00:00`. */
+const TIMESTAMPTZ = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?([+-]\d\d)(?::?(\d\d))?(?::?(\d\d))?$/;
 const formatTimestamptz: ValueFormatter = (text) => {
   const m = TIMESTAMPTZ.exec(text);
   // infinity, BC dates and years past 9999 have no isoformat() form: keep PostgreSQL's text.
   if (!m) return quote(text);
-  const seconds = m[5] ? `:${m[5]}` : "";
-  return `"${m[1]}T${m[2]}${m[3]}:${m[4] ?? "00"}${seconds}"`;
+  const seconds = m[6] ? `:${m[6]}` : "";
+  return `"${m[1]}T${m[2]}${sixDigits(m[3])}${m[4]}:${m[5] ?? "00"}${seconds}"`;
 };
 
-const TIMESTAMP = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d{1,6})?)$/;
+const TIMESTAMP = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?$/;
 const formatTimestamp: ValueFormatter = (text) => {
   const m = TIMESTAMP.exec(text);
-  return m ? `"${m[1]}T${m[2]}"` : quote(text);
+  return m ? `"${m[1]}T${m[2]}${sixDigits(m[3])}"` : quote(text);
 };
 
 const formatBytea: ValueFormatter = (text) => {

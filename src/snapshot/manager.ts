@@ -41,6 +41,9 @@ export class SnapshotRequestError extends Error {
 /** How many times a chunk is taken again after the stream restarted under it before the snapshot fails. */
 const CHUNK_ATTEMPTS = 20;
 
+/** Every value as the text the server sent (its type's output function), never parsed by pg. */
+const RAW_TEXT_TYPES: pg.CustomTypesConfig = { getTypeParser: () => (text: string) => text };
+
 /**
  * Runs snapshots chunk by chunk: low watermark, SELECT of the next chunk by primary key
  * (read-only, repeatable read, no lock), high watermark, then wait until the broker has the
@@ -233,7 +236,7 @@ export class SnapshotManager {
       // One snapshot for both statements: the xids it saw decide which earlier changes it holds.
       await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
       const snapshot = await client.query("SELECT pg_current_snapshot()::text AS snapshot");
-      const result = await client.query({ text: sql, values: row.lastKey ?? [], rowMode: "array" });
+      const result = await client.query({ text: sql, values: row.lastKey ?? [], rowMode: "array", types: RAW_TEXT_TYPES });
       await client.query("COMMIT");
       return { rows: result.rows as TupleValues[], xids: parseXidSnapshot(snapshot.rows[0].snapshot) };
     } catch (error) {
@@ -267,7 +270,7 @@ export class SnapshotManager {
     return planRelation(table.relation, table.primaryKey, this.options.tableSettings(ref.schema, ref.table), this.options.types);
   }
 
-  /** Plain connections with the replication session's settings, so `::text` values equal pgoutput's. */
+  /** Plain connections with the replication session's settings, so the values' text equals pgoutput's. */
   private connections(): pg.Pool {
     if (!this.pool) {
       this.pool = new pg.Pool({ connectionString: this.options.databaseUrl, application_name: "tera-cdc snapshot", options: REPLICATION_SESSION_OPTIONS, max: 4 } as pg.PoolConfig);

@@ -108,12 +108,14 @@ export interface ChunkQueryInput {
 }
 
 /**
- * One chunk: every column as text (the same output functions pgoutput runs, under the same
- * session settings, so values equal live events'), rows after the last key in key order.
+ * One chunk: every column as it is, rows after the last key in key order. Read in text format
+ * with no type parsers (RAW_TEXT_TYPES), each value is its type's output function's text under
+ * the replication session's settings: what pgoutput sends. A `::text` cast is not that text
+ * (`true` for `t`, inet with its netmask, char(n) without its padding).
  */
 export function chunkQuery(input: ChunkQueryInput): string {
-  // Aliased: ORDER BY a bare name would otherwise sort by the text output column of that name.
-  const select = input.columns.map((c, i) => `${quoteIdent(c)}::text AS c${i}`).join(", ");
+  // Aliased, so that no column name can collide with anything the query adds.
+  const select = input.columns.map((c, i) => `${quoteIdent(c)} AS c${i}`).join(", ");
   const keyList = input.key.map((k) => quoteIdent(k.name)).join(", ");
   const conditions: string[] = [];
   if (input.after) {

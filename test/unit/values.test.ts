@@ -28,6 +28,10 @@ describe("value rules: PostgreSQL text form to JSON", () => {
   it("writes timestamptz as isoformat() in UTC with microseconds", () => {
     expect(format(1184, "2026-11-26 03:39:00.764686+00")).toBe('"2026-11-26T03:39:00.764686+00:00"');
     expect(format(1184, "2026-11-26 03:39:00+00")).toBe('"2026-11-26T03:39:00+00:00"');
+    // PostgreSQL trims the fraction's trailing zeros; isoformat() writes six digits.
+    expect(format(1184, "2026-01-02 03:04:05.12+00")).toBe('"2026-01-02T03:04:05.120000+00:00"');
+    expect(format(1184, "2026-01-02 03:04:05.00001+00")).toBe('"2026-01-02T03:04:05.000010+00:00"');
+    expect(format(1184, "1900-01-01 00:00:00+05:30:15")).toBe('"1900-01-01T00:00:00+05:30:15"');
     expect(format(1184, "infinity")).toBe('"infinity"');
     expect(format(1184, "0044-03-15 12:00:00+00 BC")).toBe('"0044-03-15 12:00:00+00 BC"');
   });
@@ -35,6 +39,8 @@ describe("value rules: PostgreSQL text form to JSON", () => {
   it("writes timestamp without an offset and dates as YYYY-MM-DD", () => {
     expect(format(1114, "2026-11-26 03:39:00.000001")).toBe('"2026-11-26T03:39:00.000001"');
     expect(format(1114, "2026-11-26 03:39:00")).toBe('"2026-11-26T03:39:00"');
+    expect(format(1114, "2026-11-26 03:39:00.1")).toBe('"2026-11-26T03:39:00.100000"');
+    expect(format(1114, "10000-01-01 00:00:00")).toBe('"10000-01-01 00:00:00"');
     expect(format(1082, "2026-11-26")).toBe('"2026-11-26"');
   });
 
@@ -51,7 +57,7 @@ describe("value rules: PostgreSQL text form to JSON", () => {
     expect(format(1007, "{{1,2},{3,4}}")).toBe("[[1,2],[3,4]]");
     expect(format(1007, "{}")).toBe("[]");
     expect(format(1009, '{"a b","c\\"d",NULL,"NULL",plain}')).toBe('["a b","c\\"d",null,"NULL","plain"]');
-    expect(format(1185, '{"2026-11-26 03:39:00.5+00"}')).toBe('["2026-11-26T03:39:00.5+00:00"]');
+    expect(format(1185, '{"2026-11-26 03:39:00.5+00"}')).toBe('["2026-11-26T03:39:00.500000+00:00"]');
     expect(format(1231, "{1.10,NaN}")).toBe('["1.10","NaN"]');
     expect(format(1007, "[0:1]={7,8}")).toBe("[7,8]");
   });
