@@ -54,6 +54,19 @@ function unescapeByteaEscapeFormat(text: string): string {
   );
 }
 
+const NOT_PRINTABLE_ASCII = /[^\x20-\x7e]/;
+const NOT_PRINTABLE_ASCII_ALL = /[^\x20-\x7e]/g;
+
+/**
+ * A JSON fragment as Python's `json.dumps` writes it (`ensure_ascii=True`): every character
+ * outside printable ASCII as `\uXXXX` in lower-case hex, one escape per UTF-16 unit (a surrogate
+ * pair outside the BMP). JSON.stringify already escapes the control characters the same way.
+ */
+export function asciiOnlyJson(fragment: string): string {
+  if (!NOT_PRINTABLE_ASCII.test(fragment)) return fragment;
+  return fragment.replace(NOT_PRINTABLE_ASCII_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 export function formatterFor(rule: ValueRule): ValueFormatter {
   switch (rule.rule) {
     case "bool":

@@ -1,5 +1,5 @@
 import type { TupleValues } from "../decode/pgoutput.js";
-import type { ColumnPlan, RelationPlan } from "./plan.js";
+import { COMPACT_STYLE, type ColumnPlan, type ObjectStyle, type RelationPlan } from "./plan.js";
 
 /** The OpenTera operation of a row change; `truncate` is published as a DB_DELETE of everything. */
 export type ChangeOp = "create" | "update" | "delete" | "truncate";
@@ -15,13 +15,15 @@ export interface ObjectJson {
 }
 
 /**
- * Builds the object of a row: each published column's value, formatted by its type's rule.
- * `fallback` is the old row under REPLICA IDENTITY FULL, where unchanged TOASTed values are.
+ * Builds the object of a row: each published column's value, formatted by its type's rule,
+ * then the style's appended keys (ObjectShape). `fallback` is the old row under REPLICA
+ * IDENTITY FULL, where unchanged TOASTed values are.
  */
-export function objectJson(columns: readonly ColumnPlan[], values: TupleValues, fallback?: TupleValues | null): ObjectJson {
+export function objectJson(columns: readonly ColumnPlan[], values: TupleValues, fallback?: TupleValues | null, style: ObjectStyle = COMPACT_STYLE): ObjectJson {
   let json = "{";
   let unchanged: string[] | null = null;
   let first = true;
+  const separator = style.separator;
   for (let i = 0; i < columns.length; i++) {
     const column = columns[i]!;
     let value = values[column.index];
@@ -30,20 +32,38 @@ export function objectJson(columns: readonly ColumnPlan[], values: TupleValues, 
       (unchanged ??= []).push(column.name);
       continue;
     }
-    if (!first) json += ",";
+    if (column.omit !== "never" && (value === null || (column.omit === "empty" && value === ""))) continue;
+    if (!first) json += separator;
     first = false;
     json += column.jsonKey;
     json += value === null ? "null" : column.format(value);
+  }
+  for (const key of style.joined) {
+    let text = "";
+    let complete = true;
+    for (let k = 0; k < key.indexes.length; k++) {
+      let value = values[key.indexes[k]!];
+      if (value === undefined && fallback) value = fallback[key.indexes[k]!];
+      if (value === undefined || value === null) {
+        complete = false;
+        break;
+      }
+      text += k === 0 ? value : key.separator + value;
+    }
+    if (!complete) continue;
+    if (!first) json += separator;
+    first = false;
+    json += key.jsonKey + key.quote(text);
   }
   return { json: `${json}}`, unchanged };
 }
 
 export function insertObject(plan: RelationPlan, newValues: TupleValues): ObjectJson {
-  return objectJson(plan.columns, newValues);
+  return objectJson(plan.columns, newValues, null, plan.style);
 }
 
 export function updateObject(plan: RelationPlan, newValues: TupleValues, oldValues: TupleValues | null, oldIsFullRow: boolean): ObjectJson {
-  return objectJson(plan.columns, newValues, oldIsFullRow ? oldValues : null);
+  return objectJson(plan.columns, newValues, oldIsFullRow ? oldValues : null, plan.style);
 }
 
 /**
@@ -52,7 +72,8 @@ export function updateObject(plan: RelationPlan, newValues: TupleValues, oldValu
  */
 export function deleteObject(plan: RelationPlan, oldValues: TupleValues): ObjectJson {
   const present = plan.deleteColumns.filter((c) => isKeyOrFull(plan, c) && oldValues[c.index] !== undefined);
-  return { json: objectJson(present, oldValues).json, unchanged: null };
+  // OpenTera's delete objects are minimal: no appended keys, only its separators.
+  return { json: objectJson(present, oldValues, null, { separator: plan.style.separator, joined: [] }).json, unchanged: null };
 }
 
 function isKeyOrFull(plan: RelationPlan, column: ColumnPlan): boolean {

@@ -438,7 +438,7 @@ export class Pipeline implements Omit<WalHandler, "closed"> {
     const dotted = plan.dottedTopic;
     const keysOnly = events.map((e, i) => ({
       ...e,
-      objectValue: values && events.length === 1 && i === 0 ? objectJson(plan.deleteColumns, values).json : "{}",
+      objectValue: values && events.length === 1 && i === 0 ? objectJson(plan.deleteColumns, values, null, { separator: plan.style.separator, joined: [] }).json : "{}",
     }));
     const properties = { ...message.properties, "keys-only": "true", reason };
     if (rule === "dead-letter") {
@@ -475,7 +475,7 @@ export class Pipeline implements Omit<WalHandler, "closed"> {
       const item = items[work.next++]!;
       const seq = work.tx.seq++;
       if ("row" in item) {
-        const event = { type: DB_EVENT_TYPE.update, objectType: plan.model, objectValue: objectJson(plan.columns, item.row).json };
+        const event = { type: DB_EVENT_TYPE.update, objectType: plan.model, objectValue: objectJson(plan.columns, item.row, null, plan.style).json };
         this.publish(work.tx, plan, "update", seq, [event], null, item.row);
       } else {
         const properties = { lsn: work.tx.lsnText, table: plan.qualifiedName, seq: String(seq), ...work.tx.properties, ...item.marker };

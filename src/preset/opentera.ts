@@ -1,4 +1,4 @@
-import type { TableSettings } from "../model/plan.js";
+import type { ObjectShape, TableSettings } from "../model/plan.js";
 
 /**
  * What OpenTera itself publishes for one model, written down from OpenTera's models
@@ -20,6 +20,10 @@ export interface OpenTeraModel {
   readonly secretsOpenTeraLeaks: readonly string[];
   /** Keys OpenTera computes from other tables; a row change cannot carry them. */
   readonly derivedKeys: Readonly<Record<string, string>>;
+  /** Keys OpenTera computes from the row itself, which the preset writes too (`user_name`). */
+  readonly rowDerivedKeys?: ObjectShape["joined"];
+  /** Keys OpenTera removes while NULL or empty (`service_endpoint_*`); `deleted_at` is always one while NULL. */
+  readonly omittedWhenEmpty?: readonly string[];
 }
 
 const SESSION_TYPE_ID_SERVICE = { session_type_id_service: "t_sessions_types.id_service of the row's id_session_type" };
@@ -116,7 +120,8 @@ export const OPENTERA_MODELS: readonly OpenTeraModel[] = [
     published: ["deleted_at", "id_user", "user_2fa_enabled", "user_enabled", "user_firstname", "user_lastname", "user_superadmin", "user_uuid"],
     deleteKeys: ["user_uuid"],
     secretsOpenTeraLeaks: [],
-    derivedKeys: { user_name: 'user_firstname + " " + user_lastname (the same row, computed by OpenTera, not stored)' },
+    derivedKeys: {},
+    rowDerivedKeys: [{ key: "user_name", columns: ["user_firstname", "user_lastname"], separator: " " }],
   },
   {
     model: "user_group",
@@ -162,6 +167,8 @@ export const OPENTERA_MODELS: readonly OpenTeraModel[] = [
     published: ["deleted_at", "id_service", "service_clientendpoint", "service_default_config", "service_editable_config", "service_enabled", "service_endpoint", "service_endpoint_device", "service_endpoint_participant", "service_endpoint_user", "service_has_assets", "service_has_tests", "service_hostname", "service_key", "service_name", "service_port", "service_system", "service_uuid"],
     deleteKeys: ["service_key"],
     secretsOpenTeraLeaks: [],
+    // TeraService.to_json() deletes them when falsy (None or "").
+    omittedWhenEmpty: ["service_endpoint_user", "service_endpoint_participant", "service_endpoint_device"],
     derivedKeys: {
       service_roles: "the service's t_services_roles rows (with project, site and service names)",
       service_projects: "the service's t_services_projects rows",
@@ -220,7 +227,21 @@ export function openTeraPreset(): { tables: string[]; tableSettings: Record<stri
       model: m.model,
       columns: [...m.published],
       deleteKeys: [m.primaryKey, ...(m.deleteKeys ?? [])],
+      objectShape: openTeraObjectShape(m),
     };
   }
   return { tables: OPENTERA_MODELS.map((m) => `public.${m.table}`), tableSettings };
+}
+
+/**
+ * OpenTera's object text: `json.dumps` of its dict (Python's separators, ASCII only),
+ * `deleted_at` only while set, the service endpoints only while not empty, `user_name` appended.
+ */
+export function openTeraObjectShape(m: OpenTeraModel): ObjectShape {
+  return {
+    json: "python",
+    omitWhenNull: m.published.includes("deleted_at") ? ["deleted_at"] : [],
+    omitWhenEmpty: m.omittedWhenEmpty ?? [],
+    joined: m.rowDerivedKeys ?? [],
+  };
 }

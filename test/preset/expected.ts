@@ -12,17 +12,20 @@ export interface ModelSpec {
   readonly derived_keys: Record<string, string>;
 }
 
+/** Keys OpenTera computes from the row itself, which the preset writes too. */
+const ROW_DERIVED = new Set(["user_name"]);
+
 /**
  * The keys tera-cdc's object carries for one op under the opentera preset, from OpenTera's own:
- * less the keys OpenTera derives from other tables and the secrets; `deleted_at` also on CREATE
- * (as null: OpenTera leaves the key out while it is NULL); on DELETE, the primary key alone where
- * OpenTera sends no DELETE (server_settings).
+ * less the keys OpenTera derives from other tables and the secrets (`user_name`, derived from the
+ * row, stays); UPDATE lists `deleted_at`, which both leave out unless the row is soft-deleted; on
+ * DELETE, the primary key alone where OpenTera sends no DELETE (server_settings).
  */
 export function expectedKeys(spec: ModelSpec, op: "create" | "update" | "delete"): string[] {
   let keys: readonly string[];
-  if (op === "create") keys = spec.soft_delete ? [...spec.create, "deleted_at"] : spec.create;
+  if (op === "create") keys = spec.create;
   else if (op === "update") keys = spec.update;
   else keys = spec.delete ?? [spec.pk];
-  const left = new Set([...Object.keys(spec.derived_keys), ...spec.secrets]);
+  const left = new Set([...Object.keys(spec.derived_keys).filter((k) => !ROW_DERIVED.has(k)), ...spec.secrets]);
   return [...new Set(keys)].filter((k) => !left.has(k)).sort();
 }

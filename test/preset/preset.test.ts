@@ -24,7 +24,8 @@ describe("the opentera preset as data", () => {
       const spec = EVENT_FIELDS[m.model]!;
       expect(m.table, m.model).toBe(spec.table);
       expect(m.primaryKey, m.model).toBe(spec.pk);
-      expect(Object.keys(m.derivedKeys).sort(), m.model).toEqual(Object.keys(spec.derived_keys).sort());
+      const derived = [...Object.keys(m.derivedKeys), ...(m.rowDerivedKeys ?? []).map((k) => k.key)];
+      expect(derived.sort(), m.model).toEqual(Object.keys(spec.derived_keys).sort());
       expect([...m.secretsOpenTeraLeaks].sort(), m.model).toEqual(Object.keys(spec.secrets_published_by_opentera).sort());
     }
   });
@@ -35,7 +36,7 @@ describe("the opentera preset as data", () => {
     for (const [model, spec] of Object.entries(EVENT_FIELDS)) {
       const settings = tableSettings[`public.${spec.table}`]!;
       expect(settings.model).toBe(model);
-      expect([...settings.columns!].sort(), model).toEqual(expectedKeys(spec, "update"));
+      expect([...settings.columns!].sort(), model).toEqual(expectedKeys(spec, "update").filter((k) => k !== "user_name"));
       // Delete keys may name a withheld secret: it is published on DELETE only once `columns` names it.
       expect([...settings.deleteKeys!].sort(), model).toEqual([...new Set([spec.pk, ...(spec.delete ?? [])])].sort());
       for (const secret of spec.secrets) expect(settings.columns, `${model}.${secret}`).not.toContain(secret);
@@ -53,6 +54,7 @@ describe("the opentera preset as data", () => {
       model: "server_settings",
       columns: ["id_server_settings", "server_settings_name", "server_settings_value"],
       deleteKeys: ["id_server_settings"],
+      objectShape: { json: "python", omitWhenNull: [], omitWhenEmpty: [], joined: [] },
     });
     expect(merged.tableSettings["audit.t_extra"]).toEqual({ model: "extra" });
     expect(merged.tableSettings["public.t_devices"]!.model).toBe("device");
