@@ -1,6 +1,7 @@
 import { AuditTrail } from "../audit/trail.js";
 import { brokerProtocol, type Change, subscribeBatches, type Subscription } from "../client/index.js";
 import { ConfigError, mqttCredentials, parseSettings, RUN_SETTINGS, type SettingSpec } from "../config.js";
+import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
 import { createLogger, type LogLevel, redactUrl } from "../ops/log.js";
 import { parseTableRef, type TableRef } from "../source/setup.js";
 import { helpText } from "./help.js";
@@ -27,6 +28,7 @@ export const AUDIT_SETTINGS: readonly SettingSpec[] = [
   shared("mqtt-password"),
   shared("mqtt-ca"),
   shared("mqtt-cert"),
+  LOCAL_DATA_DIR_SETTING,
   shared("mqtt-key"),
   shared("log-level"),
 ];
@@ -48,7 +50,7 @@ export function auditConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const parsed = parseSettings(AUDIT_SETTINGS, argv, env);
   if (parsed.help) return "help";
   if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": audit takes only flags`);
-  const v = parsed.values;
+  const v = withLocalServices(AUDIT_SETTINGS, parsed.values);
   for (const required of ["mqtt-url", "database-url"]) {
     if (v[required] === undefined) {
       const spec = AUDIT_SETTINGS.find((s) => s.name === required)!;

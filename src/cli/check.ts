@@ -11,6 +11,7 @@ import {
 } from "../source/setup.js";
 import { flagsOnlyCommand } from "./help.js";
 import { type Query, withDatabase } from "../source/database.js";
+import { LOCAL_DATA_DIR_SETTING } from "../embedded/local.js";
 import { applyFixes, fixOptions, requireSetting, settingsNamed, tablesSetting } from "./setup.js";
 
 export type Verdict = "PASS" | "WARN" | "FAIL";
@@ -246,6 +247,7 @@ export const CHECK_SETTINGS: readonly SettingSpec[] = [
   { name: "allow-warnings", kind: { type: "bool" }, default: false, help: "exit 0 when nothing failed, even with warnings" },
   { name: "apply", kind: { type: "bool" }, default: false, help: "first apply the safe fixes, as tera-cdc setup does, printing each statement" },
   { name: "replica-identity-full", kind: { type: "bool" }, default: false, help: "with --apply: also set REPLICA IDENTITY FULL on the tables" },
+  LOCAL_DATA_DIR_SETTING,
 ];
 
 const USAGE = `Usage: tera-cdc check --database-url URL [--tables t1,t2] [--publication P] [--slot S] [--apply]

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import YAML from "yaml";
 import { ConfigError, parseSettings, type SettingSpec } from "../config.js";
+import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
 import { createVerifier } from "../gateway/auth.js";
 import { type AccessRules, parseRules, RulesError } from "../gateway/rules.js";
 import { Gateway, type GatewayOptions } from "../gateway/server.js";
@@ -36,6 +37,7 @@ export const GATEWAY_SETTINGS: readonly SettingSpec[] = [
   { name: "session-ttl-ms", env: "TERA_CDC_GATEWAY_SESSION_TTL_MS", kind: { type: "int", min: 0, max: 86_400_000 }, default: 300_000, help: "how long a disconnected client can resume" },
   { name: "max-sessions", env: "TERA_CDC_GATEWAY_MAX_SESSIONS", kind: { type: "int", min: 1, max: 10_000_000 }, default: 10_000, help: "client sessions kept for resume, at most" },
   { name: "log-level", env: "TERA_CDC_LOG_LEVEL", kind: { type: "enum", values: ["trace", "debug", "info", "warn", "error", "fatal", "silent"] }, default: "info", help: "log level" },
+  LOCAL_DATA_DIR_SETTING,
 ];
 
 function loadRules(path: string): AccessRules {
@@ -58,7 +60,7 @@ export function gatewayConfig(argv: string[], env: NodeJS.ProcessEnv = process.e
   const parsed = parseSettings(GATEWAY_SETTINGS, argv, env);
   if (parsed.help) return "help";
   if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": gateway takes only flags`);
-  const v = parsed.values;
+  const v = withLocalServices(GATEWAY_SETTINGS, parsed.values);
   for (const required of ["mqtt-url", "rules"]) {
     if (v[required] === undefined) {
       const spec = GATEWAY_SETTINGS.find((s) => s.name === required)!;

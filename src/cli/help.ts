@@ -1,4 +1,5 @@
 import { ConfigError, parseSettings, type SettingSpec, type SettingValues } from "../config.js";
+import { withLocalServices } from "../embedded/local.js";
 
 /** `--help` text of a command from its settings: flag, environment variable, default, meaning. */
 export function helpText(usage: string, specs: readonly SettingSpec[], examples: readonly string[]): string {
@@ -15,6 +16,7 @@ export function helpText(usage: string, specs: readonly SettingSpec[], examples:
  * A flags-only command's settings: prints its `--help` and returns null for `--help`, refuses
  * positional arguments (a ConfigError, exit 2), otherwise the validated values.
  */
+/** Parsed flags of a command without positional arguments, with the embedded default's services filled in (withLocalServices). */
 export function flagsOnlyCommand(
   command: string,
   specs: readonly SettingSpec[],
@@ -27,5 +29,5 @@ export function flagsOnlyCommand(
     return null;
   }
   if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": ${command} takes only flags`);
-  return parsed.values;
+  return withLocalServices(specs, parsed.values);
 }

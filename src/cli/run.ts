@@ -2,11 +2,12 @@ import { ConfigError, parseSettings, RUN_SETTINGS } from "../config.js";
 import type { OversizeRule } from "../pipeline/pipeline.js";
 import { createLogger, type LogLevel } from "../ops/log.js";
 import { MqttLogForwarder } from "../ops/log-mqtt.js";
-import { embeddedBanner, type EmbeddedServices, startEmbeddedServices } from "../embedded/index.js";
+import { embeddedBanner, type EmbeddedBrokerChoice, type EmbeddedServices, startEmbeddedServices } from "../embedded/index.js";
 import { mergePreset, type PresetName, presetTables } from "../preset/index.js";
 import { CdcService, type ServiceConfig } from "../service.js";
 import { parseTableRef } from "../source/setup.js";
 import { helpText } from "./help.js";
+import { resolve } from "node:path";
 
 const USAGE = `Usage: tera-cdc run [--database-url URL] [--mqtt-url URL] [--tables t1,t2] [--preset opentera] [flags]
 
@@ -25,6 +26,7 @@ export interface EmbeddedRequest {
   readonly database: boolean;
   readonly broker: boolean;
   readonly dataDir: string;
+  readonly brokerKind: EmbeddedBrokerChoice;
 }
 
 /**
@@ -40,7 +42,7 @@ export function runConfig(
   if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": run takes only flags`);
   const v = parsed.values;
   // No URL: `run` starts an embedded PostgreSQL or broker (`npm start` on a fresh machine).
-  const embedded: EmbeddedRequest = { database: v["database-url"] === undefined, broker: v["mqtt-url"] === undefined, dataDir: v["data-dir"] as string };
+  const embedded: EmbeddedRequest = { database: v["database-url"] === undefined, broker: v["mqtt-url"] === undefined, dataDir: v["data-dir"] as string, brokerKind: v["embedded-broker"] as EmbeddedBrokerChoice };
   // A client certificate is useless without its key and the other way round.
   for (const [given, needed] of [["mqtt-cert", "mqtt-key"], ["mqtt-key", "mqtt-cert"]] as const) {
     if (v[given] !== undefined && v[needed] === undefined) {
@@ -116,6 +118,8 @@ export async function runCommand(argv: string[]): Promise<number> {
   let service: CdcService | null = null;
   let stopRequested = false;
   const onSignal = (signal: string) => {
+    // A terminal's Ctrl-C can reach the process more than once (npm and the shell both relay it).
+    if (stopRequested) return;
     logger.info({ signal }, "stopping");
     stopRequested = true;
     void service?.stop();
@@ -131,15 +135,24 @@ export async function runCommand(argv: string[]): Promise<number> {
         databaseUrl: settings.embedded.database ? undefined : config.databaseUrl,
         mqttUrl: settings.embedded.broker ? undefined : config.mqttUrl,
         dataDir: settings.embedded.dataDir,
+        broker: settings.embedded.brokerKind,
         logger,
       });
       config = { ...config, databaseUrl: embedded.databaseUrl, mqttUrl: embedded.mqttUrl };
+      // The embedded broker admits its generated identities only: run publishes as tera-cdc's.
+      if (embedded.broker) config = { ...config, mqttUsername: embedded.broker.publisher.username, mqttPassword: embedded.broker.publisher.password };
       const printed = embedded;
       banner = setInterval(() => {
         if (service?.currentState !== "streaming") return;
         clearInterval(banner);
         process.stdout.write(
-          embeddedBanner({ databaseUrl: config.databaseUrl, mqttUrl: config.mqttUrl, embeddedDatabaseDir: printed.databaseDir, embeddedBroker: printed.brokerEmbedded, preset: settings.preset }),
+          embeddedBanner({
+            mqttUrl: config.mqttUrl,
+            database: printed.databaseDir ? { url: printed.printableDatabaseUrl!, dir: printed.databaseDir, pgpassFile: printed.pgpassFile! } : undefined,
+            broker: printed.broker,
+            dataDirFlag: resolve(settings.embedded.dataDir) === resolve(".tera-cdc") ? undefined : settings.embedded.dataDir,
+            preset: settings.preset,
+          }),
         );
       }, 100);
     }

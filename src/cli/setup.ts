@@ -3,6 +3,7 @@ import { ConfigError, RUN_SETTINGS, type SettingSpec, type SettingValues } from 
 import { quoteIdent, quoteLiteral } from "../source/replication.js";
 import { parseTableRef, publicationTables, qualified, type TableRef } from "../source/setup.js";
 import { flagsOnlyCommand } from "./help.js";
+import { LOCAL_DATA_DIR_SETTING } from "../embedded/local.js";
 
 /** The specs of shared settings by name (one definition of each flag for every command). */
 export function settingsNamed(...names: string[]): SettingSpec[] {
@@ -85,6 +86,7 @@ export const SETUP_SETTINGS: readonly SettingSpec[] = [
   { name: "replica-identity-full", kind: { type: "bool" }, default: false, help: "also set REPLICA IDENTITY FULL on the tables (deletes carry every column; unchanged large values are published)" },
   { name: "create-slot", kind: { type: "bool" }, default: false, help: "also create the replication slot now (it retains WAL from then on; run creates it otherwise)" },
   { name: "dry-run", kind: { type: "bool" }, default: false, help: "print the statements without running them" },
+  LOCAL_DATA_DIR_SETTING,
 ];
 
 const USAGE = `Usage: tera-cdc setup --database-url URL [--tables t1,t2] [--replica-identity-full] [--create-slot] [--dry-run]

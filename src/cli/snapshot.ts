@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import mqtt, { type MqttClient } from "mqtt";
 import { ConfigError, mqttCredentials, parseSettings, type SettingSpec } from "../config.js";
+import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
 import { encodeMessage, moduleRpcTopic, toMqttTopic, type Value } from "../messages/index.js";
 import { formatSeconds, progressLine, progressTopic, type SnapshotReport } from "../snapshot/protocol.js";
 import { helpText } from "./help.js";
@@ -22,6 +23,7 @@ export const SNAPSHOT_SETTINGS: readonly SettingSpec[] = [
   { name: "mqtt-ca", env: "TERA_CDC_MQTT_CA", kind: { type: "file" }, help: "CA certificate file for mqtts:// and wss://" },
   { name: "mqtt-cert", env: "TERA_CDC_MQTT_CERT", kind: { type: "file" }, help: "client certificate file" },
   { name: "mqtt-key", env: "TERA_CDC_MQTT_KEY", kind: { type: "file" }, help: "client private key file" },
+  LOCAL_DATA_DIR_SETTING,
 ];
 
 /** The seconds without a reply after which the request counts as unanswered. */
@@ -47,7 +49,7 @@ export async function snapshotCommand(argv: string[]): Promise<number> {
     process.stdout.write(helpText(USAGE, SNAPSHOT_SETTINGS, EXAMPLES));
     return 0;
   }
-  const v = parsed.values;
+  const v = withLocalServices(SNAPSHOT_SETTINGS, parsed.values);
   const [model, extra] = parsed.positional;
   if (!model) throw new ConfigError("the model to snapshot is missing: tera-cdc snapshot <model> (tera-cdc's status RPC lists the models)");
   if (extra) throw new ConfigError(`unexpected argument "${extra}": give one model; quote a --where condition`);

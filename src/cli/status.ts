@@ -3,6 +3,7 @@ import { publicationTables } from "../source/setup.js";
 import { flagsOnlyCommand } from "./help.js";
 import { type Query, withDatabase } from "../source/database.js";
 import { requireSetting, settingsNamed } from "./setup.js";
+import { LOCAL_DATA_DIR_SETTING } from "../embedded/local.js";
 
 /** 1536 -> "1.5 KiB" (powers of 1024, as PostgreSQL's pg_size_pretty). Pure. */
 export function formatBytes(bytes: number): string {
@@ -130,6 +131,7 @@ export const STATUS_SETTINGS: readonly SettingSpec[] = [
   ...settingsNamed("database-url", "slot", "publication", "health-port"),
   { name: "health-url", env: "TERA_CDC_HEALTH_URL", kind: { type: "url", schemes: ["http", "https"] }, help: "health URL of a running tera-cdc (http://host:port), for its live figures" },
   { name: "json", kind: { type: "bool" }, default: false, help: "print the report as JSON" },
+  LOCAL_DATA_DIR_SETTING,
 ];
 
 const USAGE = `Usage: tera-cdc status --database-url URL [--slot S] [--publication P] [--health-url URL | --health-port N]

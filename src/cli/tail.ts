@@ -4,6 +4,7 @@ import { DATABASE_EVENTS_TOPIC_PREFIX, decodeTeraEvent, toMqttTopic, unpackAny }
 import { createLogger, type Logger, type LogLevel, redactUrl } from "../ops/log.js";
 import { flagsOnlyCommand } from "./help.js";
 import { requireSetting, settingsNamed } from "./setup.js";
+import { LOCAL_DATA_DIR_SETTING } from "../embedded/local.js";
 
 export type TailOp = "create" | "update" | "delete" | "truncate";
 
@@ -84,6 +85,7 @@ export const TAIL_SETTINGS: readonly SettingSpec[] = [
   { name: "json", kind: { type: "bool" }, default: false, help: "print JSON Lines (topic, model, op, commitTime, lsn, seq, xid, table, object)" },
   { name: "count", kind: { type: "int", min: 1, max: 2_000_000_000 }, help: "exit after printing this many events" },
   ...settingsNamed("log-level"),
+  LOCAL_DATA_DIR_SETTING,
 ];
 
 const USAGE = `Usage: tera-cdc tail --mqtt-url URL [--model M] [--op create|update|delete|truncate] [--json]

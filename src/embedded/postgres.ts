@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import type { Logger } from "../ops/log.js";
@@ -15,8 +15,10 @@ const STOP_TIMEOUT_MS = 30_000;
 
 export interface EmbeddedPostgres {
   readonly port: number;
-  /** URL of the sample database, ready for `psql` (local trust authentication, no password). */
+  /** URL of the sample database with its generated password: for tera-cdc itself, never printed. */
   readonly url: string;
+  /** The same URL without the password, to print: psql finds the password through PGPASSFILE. */
+  readonly printableUrl: string;
   /** Whether the sample schema was loaded in this run (first start). */
   readonly loadedSample: boolean;
   readonly logFile: string;
@@ -99,8 +101,20 @@ function lastLines(text: string, count: number): string {
   return text.trim().split("\n").slice(-count).join(" | ");
 }
 
-/** Creates the cluster on first use: PostgreSQL 15, UTF-8, local trust authentication. */
-async function initialiseCluster(dataDir: string, bin: Binaries, user: { uid?: number; gid?: number }, logger: Logger): Promise<void> {
+/**
+ * Who may connect: TCP from 127.0.0.1 only, with the generated password (scram-sha-256), never
+ * `trust`: any local user could otherwise connect as the superuser and run programs through
+ * `COPY ... TO PROGRAM`. There is no Unix socket (unix_socket_directories is empty).
+ */
+const PG_HBA = [
+  "# Written by tera-cdc's embedded default: password (scram-sha-256) over TCP from 127.0.0.1 only.",
+  "host all all 127.0.0.1/32 scram-sha-256",
+  "host replication all 127.0.0.1/32 scram-sha-256",
+  "",
+].join("\n");
+
+/** Creates the cluster on first use: PostgreSQL 15, UTF-8, the superuser's password from `password`. */
+async function initialiseCluster(dataDir: string, bin: Binaries, user: { uid?: number; gid?: number }, password: string, logger: Logger): Promise<void> {
   const dir = clusterDir(dataDir);
   if (existsSync(join(dir, "PG_VERSION"))) return;
   // A folder without PG_VERSION is what an interrupted initdb leaves: start it over.
@@ -114,11 +128,41 @@ async function initialiseCluster(dataDir: string, bin: Binaries, user: { uid?: n
     }
   }
   logger.info({ dir }, "creating the embedded PostgreSQL cluster");
-  await run(bin.initdb, ["-D", dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"], user);
+  // initdb reads the password from a file the server's user can read; it is removed at once.
+  const pwfile = join(dir, "..", ".initdb-password");
+  writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+  if (user.uid !== undefined) chownSync(pwfile, user.uid, user.gid!);
+  try {
+    await run(bin.initdb, ["-D", dir, "-U", "postgres", "--auth=scram-sha-256", `--pwfile=${pwfile}`, "-E", "UTF8", "--locale=C"], user);
+  } finally {
+    rmSync(pwfile, { force: true });
+  }
+  // initdb's own file also allows IPv6 and local sockets; ours says exactly what is allowed.
+  writeFileSync(join(dir, "pg_hba.conf"), PG_HBA);
 }
 
-async function connectable(port: number, database = "postgres"): Promise<boolean> {
-  const client = new pg.Client({ host: "127.0.0.1", port, user: "postgres", database, connectionTimeoutMillis: 2000 });
+/**
+ * Clusters made by earlier versions trusted every local connection: their superuser gets the
+ * generated password and their pg_hba.conf is replaced (applied by a reload). Nothing to do when
+ * pg_hba.conf is already tera-cdc's.
+ */
+async function secureCluster(dataDir: string, port: number, password: string, logger: Logger): Promise<void> {
+  const hba = join(clusterDir(dataDir), "pg_hba.conf");
+  if (readFileSync(hba, "utf8") === PG_HBA) return;
+  const client = new pg.Client({ host: "127.0.0.1", port, user: "postgres", password, database: "postgres" });
+  await client.connect();
+  try {
+    await client.query(`ALTER ROLE postgres PASSWORD ${client.escapeLiteral(password)}`);
+    writeFileSync(hba, PG_HBA);
+    await client.query("SELECT pg_reload_conf()");
+  } finally {
+    await client.end();
+  }
+  logger.warn({ file: hba }, "embedded PostgreSQL: local trust authentication replaced by the generated password");
+}
+
+async function connectable(port: number, password: string, database = "postgres"): Promise<boolean> {
+  const client = new pg.Client({ host: "127.0.0.1", port, user: "postgres", password, database, connectionTimeoutMillis: 2000 });
   client.on("error", () => {});
   try {
     await client.connect();
@@ -143,14 +187,14 @@ function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
 }
 
 /** Creates the sample database and loads `sql/` into it, all or nothing. */
-async function loadSampleDatabase(port: number, logger: Logger): Promise<boolean> {
-  const admin = new pg.Client({ host: "127.0.0.1", port, user: "postgres", database: "postgres" });
+async function loadSampleDatabase(port: number, password: string, logger: Logger): Promise<boolean> {
+  const admin = new pg.Client({ host: "127.0.0.1", port, user: "postgres", password, database: "postgres" });
   await admin.connect();
   try {
     const exists = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [EMBEDDED_DATABASE]);
     if (exists.rowCount) return false;
     await admin.query(`CREATE DATABASE ${EMBEDDED_DATABASE}`);
-    const client = new pg.Client({ host: "127.0.0.1", port, user: "postgres", database: EMBEDDED_DATABASE });
+    const client = new pg.Client({ host: "127.0.0.1", port, user: "postgres", password, database: EMBEDDED_DATABASE });
     await client.connect();
     try {
       // One multi-statement query per file runs as one transaction.
@@ -177,11 +221,11 @@ async function loadSampleDatabase(port: number, logger: Logger): Promise<boolean
  * clean stop; if tera-cdc dies without stopping it, the next start shuts it down
  * (`stopOrphanedPostgres`).
  */
-export async function startEmbeddedPostgres(options: { dataDir: string; port: number; logger: Logger }): Promise<EmbeddedPostgres> {
-  const { dataDir, port, logger } = options;
+export async function startEmbeddedPostgres(options: { dataDir: string; port: number; password: string; logger: Logger }): Promise<EmbeddedPostgres> {
+  const { dataDir, port, password, logger } = options;
   const bin = await binaries();
   const user = serverUser();
-  await initialiseCluster(dataDir, bin, user, logger);
+  await initialiseCluster(dataDir, bin, user, password, logger);
   const logFile = join(dataDir, "postgres.log");
   const logFd = openSync(logFile, "a");
   const child = spawn(
@@ -204,7 +248,7 @@ export async function startEmbeddedPostgres(options: { dataDir: string; port: nu
   };
   process.on("exit", stopOnExit);
   const deadline = Date.now() + START_TIMEOUT_MS;
-  while (!(await connectable(port))) {
+  while (!(await connectable(port, password))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       stopOnExit();
       process.off("exit", stopOnExit);
@@ -215,7 +259,8 @@ export async function startEmbeddedPostgres(options: { dataDir: string; port: nu
   }
   let loadedSample: boolean;
   try {
-    loadedSample = await loadSampleDatabase(port, logger);
+    await secureCluster(dataDir, port, password, logger);
+    loadedSample = await loadSampleDatabase(port, password, logger);
   } catch (error) {
     stopOnExit();
     await exited(child, STOP_TIMEOUT_MS);
@@ -224,7 +269,8 @@ export async function startEmbeddedPostgres(options: { dataDir: string; port: nu
   }
   return {
     port,
-    url: `postgres://postgres@127.0.0.1:${port}/${EMBEDDED_DATABASE}`,
+    url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${EMBEDDED_DATABASE}`,
+    printableUrl: `postgres://postgres@127.0.0.1:${port}/${EMBEDDED_DATABASE}`,
     loadedSample,
     logFile,
     async stop() {

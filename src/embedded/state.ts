@@ -8,6 +8,8 @@ export interface EmbeddedState {
   brokerPort?: number;
   /** The tera-cdc process using the folder now (cleared on a clean stop). */
   pid?: number;
+  /** The embedded Mosquitto's process (cleared on a clean stop), stopped by the next start if left running. */
+  mosquittoPid?: number;
 }
 
 const FILE = "embedded.json";
