@@ -30,6 +30,13 @@ GRANT SELECT ON
     t_sites, t_tests, t_tests_invitations, t_tests_types, t_users, t_users_groups
 TO tera_cdc;
 
+-- 2b. A schema the role owns, for snapshot state (tera_cdc.snapshots, created by tera-cdc on first
+--     use): snapshots requested at start (--snapshot initial) or over RPC record each chunk there, so
+--     a restarted tera-cdc resumes them. Owning one schema is all the write access it needs; it gets
+--     no CREATE on the database. (RPC itself needs nothing more: it travels on the broker.)
+CREATE SCHEMA IF NOT EXISTS tera_cdc AUTHORIZATION tera_cdc;
+ALTER SCHEMA tera_cdc OWNER TO tera_cdc;
+
 -- 3. Replica identity. A DELETE in the WAL carries only the primary key unless the table has
 --    REPLICA IDENTITY FULL; OpenTera's DELETE events also carry *_uuid, service_key and id_service,
 --    and FULL also gives the values of unchanged TOASTed columns (long texts) on UPDATE. It costs

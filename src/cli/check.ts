@@ -9,6 +9,7 @@ import {
   qualified,
   type TableRef,
 } from "../source/setup.js";
+import { snapshotStatePrivileges } from "../snapshot/store.js";
 import { flagsOnlyCommand } from "./help.js";
 import { type Query, withDatabase } from "../source/database.js";
 import { LOCAL_DATA_DIR_SETTING } from "../embedded/local.js";
@@ -109,6 +110,10 @@ export async function runChecks(query: Query, options: CheckOptions): Promise<Ch
   } catch (error) {
     add(fromError("role", error));
   }
+
+  // Snapshots and RPC snapshot requests keep their state in tera_cdc.snapshots.
+  const snapshotState = await snapshotStatePrivileges(query);
+  add(snapshotState.ok ? { verdict: "PASS", name: "snapshot state", detail: snapshotState.detail } : { verdict: "FAIL", name: "snapshot state", detail: snapshotState.detail, fix: snapshotState.fix });
 
   const existing = await publicationTables(query, options.publication);
   const tables = options.tables && options.tables.length > 0 ? options.tables : existing ?? [];

@@ -1,4 +1,5 @@
 import type { Query } from "../source/database.js";
+import { quoteIdent } from "../source/replication.js";
 import type { SnapshotReport, SnapshotStatus } from "./protocol.js";
 
 /**
@@ -7,8 +8,9 @@ import type { SnapshotReport, SnapshotStatus } from "./protocol.js";
  */
 export const SNAPSHOT_TABLE = "tera_cdc.snapshots";
 
-export const CREATE_SNAPSHOT_TABLE = `
-CREATE SCHEMA IF NOT EXISTS tera_cdc;
+const CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS tera_cdc";
+
+const CREATE_TABLE = `
 CREATE TABLE IF NOT EXISTS tera_cdc.snapshots (
   id             bigserial PRIMARY KEY,
   slot           text        NOT NULL,
@@ -25,6 +27,9 @@ CREATE TABLE IF NOT EXISTS tera_cdc.snapshots (
   finished_at    timestamptz,
   error          text
 )`;
+
+/** Both statements, as docs/snapshots.md shows them for an owner to run. */
+export const CREATE_SNAPSHOT_TABLE = `${CREATE_SCHEMA};${CREATE_TABLE}`;
 
 export interface SnapshotRow {
   readonly id: number;
@@ -48,12 +53,69 @@ const COLUMNS = `id::int AS id, slot, model, table_schema AS schema, table_name 
   last_key AS "lastKey", chunks, rows::float8 AS rows, estimated_rows::float8 AS "estimatedRows",
   started_at AS "startedAt", finished_at AS "finishedAt", error`;
 
+/** Where the snapshot state stands: what exists and what the current role may do with it. */
+interface SnapshotStateAccess {
+  readonly me: string;
+  readonly schemaExists: boolean;
+  readonly tableExists: boolean;
+  readonly createOnDatabase: boolean;
+  readonly schemaUsage: boolean;
+  readonly schemaCreate: boolean;
+  readonly tableReadWrite: boolean;
+  readonly sequenceUsage: boolean;
+}
+
+async function snapshotStateAccess(query: Query): Promise<SnapshotStateAccess> {
+  const row = (
+    // By catalog oids, not names: to_regclass() of a name in a schema without USAGE raises.
+    await query(`SELECT current_user AS me,
+        n.oid IS NOT NULL AS "schemaExists",
+        t.oid IS NOT NULL AS "tableExists",
+        has_database_privilege(current_database(), 'CREATE') AS "createOnDatabase",
+        n.oid IS NOT NULL AND has_schema_privilege(n.oid, 'USAGE') AS "schemaUsage",
+        n.oid IS NOT NULL AND has_schema_privilege(n.oid, 'CREATE') AS "schemaCreate",
+        t.oid IS NOT NULL AND has_table_privilege(t.oid, 'SELECT, INSERT, UPDATE') AS "tableReadWrite",
+        q.oid IS NOT NULL AND has_sequence_privilege(q.oid, 'USAGE') AS "sequenceUsage"
+      FROM (SELECT 1) one
+      LEFT JOIN pg_namespace n ON n.nspname = 'tera_cdc'
+      LEFT JOIN pg_class t ON t.relnamespace = n.oid AND t.relname = 'snapshots'
+      LEFT JOIN pg_class q ON q.relnamespace = n.oid AND q.relname = 'snapshots_id_seq'`)
+  ).rows[0] as SnapshotStateAccess;
+  return row;
+}
+
+/**
+ * Whether the current role can keep snapshot state, and if not the statements that let it
+ * (for `check`). The least-privilege way is sql/prepare-database.sql's: a schema the role owns.
+ */
+export async function snapshotStatePrivileges(query: Query): Promise<{ ok: boolean; detail: string; fix?: string }> {
+  const a = await snapshotStateAccess(query);
+  const role = quoteIdent(a.me);
+  if (!a.schemaExists) {
+    if (a.createOnDatabase) return { ok: true, detail: `schema tera_cdc does not exist yet: ${a.me} creates it (CREATE on the database)` };
+    return { ok: false, detail: `schema tera_cdc does not exist and ${a.me} may not create it`, fix: `CREATE SCHEMA tera_cdc AUTHORIZATION ${role};` };
+  }
+  const fixes: string[] = [];
+  if (!a.schemaUsage || (!a.tableExists && !a.schemaCreate)) fixes.push(`GRANT USAGE${a.tableExists ? "" : ", CREATE"} ON SCHEMA tera_cdc TO ${role};`);
+  if (a.tableExists && !a.tableReadWrite) fixes.push(`GRANT SELECT, INSERT, UPDATE ON tera_cdc.snapshots TO ${role};`);
+  if (a.tableExists && !a.sequenceUsage) fixes.push(`GRANT USAGE ON SEQUENCE tera_cdc.snapshots_id_seq TO ${role};`);
+  if (fixes.length === 0) return { ok: true, detail: a.tableExists ? "tera_cdc.snapshots is readable and writable" : `${a.me} may create tera_cdc.snapshots in schema tera_cdc` };
+  return { ok: false, detail: `${a.me} cannot keep snapshot state in ${a.tableExists ? "tera_cdc.snapshots" : "schema tera_cdc"} (snapshots and RPC snapshot requests fail)`, fix: fixes.join(" ") };
+}
+
+/**
+ * Creates what is missing, and only that: `CREATE SCHEMA IF NOT EXISTS` needs CREATE on the
+ * database even when the schema exists, which the least-privilege role does not have.
+ */
 export async function ensureSnapshotTable(query: Query): Promise<void> {
   try {
-    await query(CREATE_SNAPSHOT_TABLE);
+    const a = await snapshotStateAccess(query);
+    if (a.tableExists) return;
+    if (!a.schemaExists) await query(CREATE_SCHEMA);
+    await query(CREATE_TABLE);
   } catch (error) {
     throw new Error(
-      `cannot create ${SNAPSHOT_TABLE} for snapshot state (${(error as Error).message.split("\n")[0]}): run the statements of CREATE_SNAPSHOT_TABLE (docs/snapshots.md) as an owner, or GRANT CREATE ON DATABASE to tera-cdc's role`,
+      `cannot create ${SNAPSHOT_TABLE} for snapshot state (${(error as Error).message.split("\n")[0]}): run CREATE SCHEMA tera_cdc AUTHORIZATION <tera-cdc's role>; as the database owner (sql/prepare-database.sql does), or see tera-cdc check`,
     );
   }
 }

@@ -91,10 +91,10 @@ export async function describeTable(query: Query, ref: TableRef): Promise<Publis
       `table ${ref.schema}.${ref.table} does not exist: check the --tables setting or create the table`,
     );
   }
-  const readable = await query("SELECT has_table_privilege($1::oid, 'SELECT') AS ok", [table.oid]);
+  const readable = await query("SELECT has_table_privilege($1::oid, 'SELECT') AS ok, current_user AS me", [table.oid]);
   if (!readable.rows[0]?.ok) {
     throw new PrerequisiteError(
-      `the role cannot read ${ref.schema}.${ref.table}: run GRANT SELECT ON ${qualified(ref)} TO current role`,
+      `the role cannot read ${ref.schema}.${ref.table}: run GRANT SELECT ON ${qualified(ref)} TO ${quoteIdent(readable.rows[0]?.me ?? "current_user")};`,
     );
   }
   const columns = await query(
