@@ -15,6 +15,7 @@ import { formatLsn, type Lsn } from "./lsn.js";
 import { type Query, withDatabase } from "./source/database.js";
 import { isConnectionError, ReplicationStream } from "./source/replication.js";
 import { PrerequisiteError, prepareDatabase, slotHolder, type TableRef } from "./source/setup.js";
+import { persistConfirmedPosition, slotConfirmedPosition } from "./source/slot-position.js";
 import { SnapshotFeature } from "./snapshot/index.js";
 
 export interface ServiceConfig {
@@ -81,6 +82,8 @@ export class CdcService {
   private snapshots: SnapshotFeature | null = null;
   /** Whether this run created the slot (then `--snapshot initial` snapshots every model). */
   private slotCreated = false;
+  /** Whether a replication stream ever started: only then is there a confirmed position to persist at a stop. */
+  private streamed = false;
 
   constructor(
     private readonly config: ServiceConfig,
@@ -213,10 +216,14 @@ export class CdcService {
         }
         if (this.stopRequested) break;
       }
+      // Start where the slot is (the server would anyway): the confirmed position is never reported as 0/0.
+      if (startLsn === 0n) startLsn = (await this.withDatabase((query) => slotConfirmedPosition(query, c.slot)).catch(() => null)) ?? 0n;
+      if (startLsn > this.stats.confirmedLsn) this.stats.confirmedLsn = startLsn;
       const ended = new Promise<Error>((resolve) => {
         this.connectStream(startLsn, resolve).then(
           () => {
             this.state = "streaming";
+            this.streamed = true;
             delay = 500;
             this.logger.info({ slot: c.slot, confirmedLsn: formatLsn(this.stream!.confirmedLsn) }, "streaming");
             this.snapshots?.streaming(this.slotCreated && c.snapshotInitial === true).catch((error: Error) => {
@@ -246,7 +253,14 @@ export class CdcService {
     if (!drained) this.logger.warn({ inFlight: this.sink!.messagesInFlight }, "stopping before the broker acknowledged everything; those changes will be sent again");
     // Already waited for above: what is still in flight will not be acknowledged soon.
     const confirmed = await this.tearDownStream(0);
+    if (this.streamed) await this.persistSlotPosition();
     this.logger.info({ confirmedLsn: formatLsn(confirmed) }, "stopped");
+  }
+
+  /** After the stream closed: the confirmed position survives a PostgreSQL restart (source/slot-position.ts). */
+  private async persistSlotPosition(): Promise<void> {
+    const outcome = await this.withDatabase((query) => persistConfirmedPosition(query, this.config.slot)).catch((error: Error) => ({ persisted: false, reason: error.message }) as const);
+    if (!outcome.persisted) this.logger.warn(`the slot's confirmed position may not survive a PostgreSQL restart: ${outcome.reason}`);
   }
 
   private async connectStream(startLsn: Lsn, ended: (error: Error) => void): Promise<void> {
