@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import YAML from "yaml";
 import { redactUrl } from "./ops/log.js";
 import type { TableSettings } from "./model/plan.js";
+import { readSigningKey, SigningKeyError } from "./signing-key.js";
 import { parseTableRef, type TableRef } from "./source/setup.js";
 
 /**
@@ -286,6 +287,7 @@ export const RUN_SETTINGS: readonly SettingSpec[] = [
   { name: "dead-letter-topic", env: "TERA_CDC_DEAD_LETTER_TOPIC", kind: { type: "string" }, default: "tera-cdc/dead-letter", help: "MQTT topic of refused events under --on-oversize dead-letter" },
   { name: "batch-events", env: "TERA_CDC_BATCH_EVENTS", kind: { type: "int", min: 1, max: 10000 }, default: 1, help: "DatabaseEvents of one model and transaction per TeraEvent (1: OpenTera's one per message)" },
   { name: "batch-bytes", env: "TERA_CDC_BATCH_BYTES", kind: { type: "int", min: 1024, max: 268435455 }, default: 65536, help: "largest batched TeraEvent payload" },
+  { name: "signing-key-file", env: "TERA_CDC_SIGNING_KEY_FILE", kind: { type: "string" }, help: "file (mode 0600) of the key that signs every message (HMAC-SHA256, property sig; docs/security.md); needs an MQTT 5 broker" },
   { name: "log-level", env: "TERA_CDC_LOG_LEVEL", kind: { type: "enum", values: ["trace", "debug", "info", "warn", "error", "fatal", "silent"] }, default: "info", help: "log level" },
   { name: "log-to-mqtt", env: "TERA_CDC_LOG_TO_MQTT", kind: { type: "bool" }, default: false, help: "also publish tera-cdc's own log lines as OpenTera LogEvents on log/<level>" },
   { name: "standby-poll-ms", env: "TERA_CDC_STANDBY_POLL_MS", kind: { type: "int", min: 100, max: 600000 }, default: 2000, help: "how often a standby checks whether the slot is free" },
@@ -313,6 +315,18 @@ export function withLibpqSslModes(url: string): string {
 
 export function tableSettingsFor(all: Readonly<Record<string, TableSettings>>, ref: TableRef): TableSettings {
   return all[`${ref.schema}.${ref.table}`] ?? {};
+}
+
+/** The `signing-key-file` setting's key, read and checked (owner-only file, at least 32 bytes); undefined when not set. */
+export function signingKeyOf(values: SettingValues): Buffer | undefined {
+  const path = values["signing-key-file"] as string | undefined;
+  if (path === undefined) return undefined;
+  try {
+    return readSigningKey(path);
+  } catch (error) {
+    if (error instanceof SigningKeyError) throw new ConfigError(`setting signing-key-file: ${error.message}`);
+    throw error;
+  }
 }
 
 /** Broker credentials and TLS material, as every command that connects to the broker needs them. */

@@ -4,7 +4,7 @@ import type { Server } from "node:http";
 import pg from "pg";
 import { TypeCatalog } from "./decode/types.js";
 import { planRelation, type TableSettings } from "./model/plan.js";
-import { tableSettingsFor } from "./config.js";
+import { ConfigError, tableSettingsFor } from "./config.js";
 import { startHealthServer } from "./ops/health.js";
 import { createMetrics } from "./ops/metrics.js";
 import { type Logger, redactUrl } from "./ops/log.js";
@@ -47,6 +47,8 @@ export interface ServiceConfig {
   readonly snapshotChunkSize?: number;
   readonly snapshotModels?: readonly string[];
   readonly tableSettings: Readonly<Record<string, TableSettings>>;
+  /** Signs every published message (src/messages/signature.ts); needs an MQTT 5 broker. */
+  readonly signingKey?: Uint8Array;
 }
 
 type State = "starting" | "standby" | "streaming" | "reconnecting" | "stopping" | "stopped";
@@ -143,7 +145,10 @@ export class CdcService {
         logger: this.logger,
       });
       await this.sink.connect();
-      this.logger.info({ mqtt5: this.sink.isMqtt5 }, "broker connected");
+      this.logger.info({ mqtt5: this.sink.isMqtt5, signed: c.signingKey !== undefined }, "broker connected");
+      if (c.signingKey !== undefined && !this.sink.isMqtt5) {
+        throw new ConfigError(`the broker at ${redactUrl(c.mqttUrl)} speaks only MQTT 3.1.1, which has no user properties to carry the signature: use an MQTT 5 broker (Mosquitto) or leave out --signing-key-file`);
+      }
       this.slotCreated = prepared.slotCreated;
       this.snapshots = new SnapshotFeature({
         databaseUrl: c.databaseUrl,
@@ -307,6 +312,7 @@ export class CdcService {
         batchBytes: c.batchBytes,
         confirmIntervalMs: 100,
         observer: this.snapshots?.observer,
+        signingKey: c.signingKey,
       },
       this.stats,
       this.logger,

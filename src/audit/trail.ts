@@ -8,6 +8,7 @@ import pg from "pg";
 import type { Change } from "../client/index.js";
 import { type TableRef, qualified } from "../source/setup.js";
 import { quoteIdent, quoteLiteral } from "../source/replication.js";
+import { parseLsn } from "../lsn.js";
 
 /** Columns the sink writes; a table that exists must have them all. */
 export const AUDIT_COLUMNS = ["id", "model", "op", "object", "commit_time", "lsn", "xid", "seq", "source_table", "received_at", "recorded_at"] as const;
@@ -50,7 +51,38 @@ SELECT model, op, object, commit_time, lsn, xid, seq, source_table, received_at
 FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::pg_lsn[], $6::bigint[], $7::integer[], $8::text[], $9::timestamptz[])
   WITH ORDINALITY AS batch(model, op, object, commit_time, lsn, xid, seq, source_table, received_at, position)
 ORDER BY position
-ON CONFLICT (lsn, seq) DO NOTHING`;
+ON CONFLICT (lsn, seq) DO NOTHING
+RETURNING lsn::text, seq`;
+}
+
+/**
+ * Of the given changes (whose (lsn, seq) is already in the table), the 1-based positions of those
+ * whose stored row says something else: a position claimed twice with different content. Pure.
+ */
+export function auditConflictSql(ref: TableRef): string {
+  return `SELECT b.position::int AS position
+FROM unnest($1::pg_lsn[], $2::integer[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[], $7::text[])
+  WITH ORDINALITY AS b(lsn, seq, model, op, object, commit_time, source_table, position)
+JOIN ${qualified(ref)} AS t ON t.lsn = b.lsn AND t.seq = b.seq
+WHERE (t.model, t.op, t.object, t.commit_time, t.source_table) IS DISTINCT FROM (b.model, b.op, b.object, b.commit_time, b.source_table)`;
+}
+
+/**
+ * Whether a failed INSERT failed because of what a row holds (a value PostgreSQL cannot take: bad
+ * time, bad JSON, a check) rather than because the database is unreachable or busy. Such a row
+ * will never be stored, however often it is retried. SQLSTATE classes 22 (data exception),
+ * 23 (integrity constraint violation) and 54 (program limit exceeded).
+ */
+export function isRowProblem(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" && /^(22|23|54)/.test(code);
+}
+
+/** What one append did: rows added, and the changes whose position was held with other content. */
+export interface AppendOutcome {
+  readonly appended: number;
+  readonly repeats: number;
+  readonly conflicts: readonly Change[];
 }
 
 /** The INSERT's parameters, one array per column. Pure. */
@@ -71,12 +103,14 @@ export function auditInsertParams(changes: readonly Change[]): unknown[][] {
 
 export class AuditTrail {
   private readonly insertSql: string;
+  private readonly conflictSql: string;
 
   private constructor(
     private readonly pool: pg.Pool,
     readonly table: TableRef,
   ) {
     this.insertSql = auditInsertSql(table);
+    this.conflictSql = auditConflictSql(table);
   }
 
   /** Connects and creates the table if missing; refuses a table of another shape. */
@@ -115,11 +149,27 @@ export class AuditTrail {
     }
   }
 
-  /** Appends the changes in one transaction; returns how many were new (the rest were repeats). */
-  async append(changes: readonly Change[]): Promise<number> {
-    if (changes.length === 0) return 0;
-    const result = await this.pool.query(this.insertSql, auditInsertParams(changes));
-    return result.rowCount ?? 0;
+  /**
+   * Appends the changes in one statement. A change whose (lsn, seq) is already held is not added:
+   * a repeat when the stored row says the same, a conflict (returned, for an alert) when not.
+   */
+  async append(changes: readonly Change[]): Promise<AppendOutcome> {
+    if (changes.length === 0) return { appended: 0, repeats: 0, conflicts: [] };
+    const result = await this.pool.query<{ lsn: string; seq: number }>(this.insertSql, auditInsertParams(changes));
+    const added = new Set(result.rows.map((r) => `${parseLsn(r.lsn)}:${r.seq}`));
+    const held = changes.filter((c) => !added.has(`${parseLsn(c.lsn)}:${c.seq}`));
+    if (held.length === 0) return { appended: result.rows.length, repeats: 0, conflicts: [] };
+    const differing = await this.pool.query<{ position: number }>(this.conflictSql, [
+      held.map((c) => c.lsn),
+      held.map((c) => c.seq),
+      held.map((c) => c.model),
+      held.map((c) => c.op),
+      held.map((c) => c.objectJson),
+      held.map((c) => c.commitTime),
+      held.map((c) => c.table),
+    ]);
+    const conflicts = differing.rows.map((r) => held[r.position - 1]!);
+    return { appended: result.rows.length, repeats: held.length - conflicts.length, conflicts };
   }
 
   async close(): Promise<void> {

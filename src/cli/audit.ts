@@ -1,6 +1,6 @@
-import { AuditTrail } from "../audit/trail.js";
+import { type AppendOutcome, AuditTrail, isRowProblem } from "../audit/trail.js";
 import { brokerProtocol, type Change, subscribeBatches, type Subscription } from "../client/index.js";
-import { ConfigError, mqttCredentials, parseSettings, RUN_SETTINGS, type SettingSpec } from "../config.js";
+import { ConfigError, mqttCredentials, parseSettings, RUN_SETTINGS, type SettingSpec, signingKeyOf } from "../config.js";
 import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
 import { createLogger, type LogLevel, redactUrl } from "../ops/log.js";
 import { parseTableRef, type TableRef } from "../source/setup.js";
@@ -24,6 +24,8 @@ export const AUDIT_SETTINGS: readonly SettingSpec[] = [
   { name: "group", env: "TERA_CDC_AUDIT_GROUP", kind: { type: "string" }, help: "MQTT 5 shared subscription group, for several sinks writing one table (each with its own --client-id)" },
   { name: "session-expiry", env: "TERA_CDC_AUDIT_SESSION_EXPIRY", kind: { type: "int", min: 60, max: 4294967295 }, default: 604800, help: "seconds the broker keeps queuing changes for a stopped sink" },
   { name: "batch-size", env: "TERA_CDC_AUDIT_BATCH_SIZE", kind: { type: "int", min: 1, max: 10000 }, default: 500, help: "most changes per INSERT (acknowledged to the broker after its COMMIT)" },
+  { name: "dead-letter-topic", env: "TERA_CDC_AUDIT_DEAD_LETTER_TOPIC", kind: { type: "string" }, default: "tera-cdc/audit/dead-letter", help: "MQTT topic of changes the table cannot store (a value PostgreSQL refuses), as JSON with the reason; the sink goes on" },
+  shared("signing-key-file"),
   shared("mqtt-username"),
   shared("mqtt-password"),
   shared("mqtt-ca"),
@@ -42,6 +44,8 @@ export interface AuditConfig {
   readonly group: string | undefined;
   readonly sessionExpirySeconds: number;
   readonly batchSize: number;
+  readonly deadLetterTopic: string;
+  readonly signingKey: Buffer | undefined;
   readonly mqtt: { username?: string; password?: string; ca?: Buffer; cert?: Buffer; key?: Buffer };
   readonly logLevel: LogLevel;
 }
@@ -78,6 +82,8 @@ export function auditConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     group,
     sessionExpirySeconds: v["session-expiry"] as number,
     batchSize: v["batch-size"] as number,
+    deadLetterTopic: v["dead-letter-topic"] as string,
+    signingKey: signingKeyOf(v),
     mqtt: mqttCredentials(v),
     logLevel: v["log-level"] as LogLevel,
   };
@@ -99,7 +105,36 @@ export async function auditCommand(argv: string[]): Promise<number> {
   const trail = await AuditTrail.open(config.databaseUrl, config.table);
   let stopping = false;
   let wakeRetry: (() => void) | null = null;
-  const totals = { appended: 0, repeats: 0, snapshotRows: 0 };
+  const totals = { appended: 0, repeats: 0, snapshotRows: 0, conflicts: 0, deadLettered: 0, unsigned: 0, badSignatures: 0, refusedPositions: 0 };
+  let subscribed: Promise<Subscription> | null = null;
+
+  const count = (outcome: AppendOutcome) => {
+    totals.appended += outcome.appended;
+    totals.repeats += outcome.repeats;
+    totals.conflicts += outcome.conflicts.length;
+    for (const change of outcome.conflicts) {
+      logger.error({ table: tableName, model: change.model, lsn: change.lsn, seq: change.seq, topic: change.topic }, "ALERT: this (lsn, seq) is already in the audit table with other content: kept the stored row; a second publisher is writing on the event topics");
+    }
+  };
+  // A change the table cannot store (a value PostgreSQL refuses) would be retried forever and hold
+  // up every change after it: it goes to the dead-letter topic instead, and the sink goes on.
+  const deadLetter = async (change: Change, error: Error) => {
+    const reason = error.message.split("\n")[0]!;
+    const record = { reason, topic: change.topic, model: change.model, op: change.op, lsn: change.lsn, seq: change.seq, xid: change.xid, commitTime: change.commitTime, table: change.table, object: change.objectJson, receivedAt: change.receivedAt.toISOString() };
+    await (await subscribed!).publish(config.deadLetterTopic, JSON.stringify(record), { reason });
+    totals.deadLettered++;
+    logger.error({ table: tableName, model: change.model, lsn: change.lsn, seq: change.seq, topic: config.deadLetterTopic }, `change cannot be stored, sent to the dead-letter topic: ${reason}`);
+  };
+  const appendOneByOne = async (changes: Change[]) => {
+    for (const change of changes) {
+      try {
+        count(await trail.append([change]));
+      } catch (error) {
+        if (!isRowProblem(error)) throw error;
+        await deadLetter(change, error as Error);
+      }
+    }
+  };
 
   const append = async (received: Change[]): Promise<boolean> => {
     // Snapshot rows restate current rows; they are not changes, so they have no place in the trail.
@@ -108,9 +143,13 @@ export async function auditCommand(argv: string[]): Promise<number> {
     for (let attempt = 0; ; attempt++) {
       if (stopping) return false;
       try {
-        const appended = await trail.append(changes);
-        totals.appended += appended;
-        totals.repeats += changes.length - appended;
+        try {
+          count(await trail.append(changes));
+        } catch (error) {
+          if (!isRowProblem(error)) throw error;
+          // One change spoils the statement: find it (them) by storing the batch one change at a time.
+          await appendOneByOne(changes);
+        }
         if (attempt > 0) logger.info({ table: tableName }, "audit table writable again");
         return true;
       } catch (error) {
@@ -130,7 +169,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
     if ((await brokerProtocol({ mqttUrl: config.mqttUrl, mqtt: config.mqtt })) === 4) {
       throw new Error(`the broker at ${redactUrl(config.mqttUrl)} speaks only MQTT 3.1.1: the audit trail needs MQTT 5 (lsn and seq are user properties); use an MQTT 5 broker such as Mosquitto`);
     }
-    subscription = await subscribeBatches(
+    subscribed = subscribeBatches(
       {
         mqttUrl: config.mqttUrl,
         models: config.models,
@@ -141,10 +180,12 @@ export async function auditCommand(argv: string[]): Promise<number> {
         maxBatch: config.batchSize,
         maxUnacked: Math.max(1000, config.batchSize * 2),
         mqtt: config.mqtt,
+        ...(config.signingKey ? { signingKey: config.signingKey } : {}),
         onError: (error, change) => logger.error(change ? { model: change.model, lsn: change.lsn, seq: change.seq } : {}, error.message.split("\n")[0]),
       },
       append,
     );
+    subscription = await subscribed;
   } catch (error) {
     await trail.close();
     throw error;
@@ -153,7 +194,8 @@ export async function auditCommand(argv: string[]): Promise<number> {
 
   let reported = { ...totals };
   const progress = setInterval(() => {
-    if (totals.appended === reported.appended && totals.repeats === reported.repeats) return;
+    Object.assign(totals, { unsigned: subscription.stats.unsigned, badSignatures: subscription.stats.badSignatures, refusedPositions: subscription.stats.refusedPositions });
+    if (Object.entries(totals).every(([k, n]) => reported[k as keyof typeof totals] === n)) return;
     logger.info({ table: tableName, ...totals }, "audit progress");
     reported = { ...totals };
   }, 10_000);
@@ -169,6 +211,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
     process.once("SIGTERM", onSignal);
   });
   clearInterval(progress);
+  Object.assign(totals, { unsigned: subscription.stats.unsigned, badSignatures: subscription.stats.badSignatures, refusedPositions: subscription.stats.refusedPositions });
   await subscription.close();
   await trail.close();
   logger.info({ table: tableName, ...totals }, "audit sink stopped");

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import YAML from "yaml";
-import { ConfigError, parseSettings, type SettingSpec } from "../config.js";
+import { ConfigError, parseSettings, RUN_SETTINGS, type SettingSpec, signingKeyOf } from "../config.js";
 import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
 import { createVerifier } from "../gateway/auth.js";
 import { type AccessRules, parseRules, RulesError } from "../gateway/rules.js";
@@ -27,6 +27,8 @@ export const GATEWAY_SETTINGS: readonly SettingSpec[] = [
   { name: "auth-public-key", env: "TERA_CDC_GATEWAY_AUTH_PUBLIC_KEY", kind: { type: "file" }, help: "PEM public key of the clients' JWTs: RSA (RS256) or EC P-256 (ES256)" },
   { name: "auth-issuer", env: "TERA_CDC_GATEWAY_AUTH_ISSUER", kind: { type: "string" }, help: "required iss claim" },
   { name: "auth-audience", env: "TERA_CDC_GATEWAY_AUTH_AUDIENCE", kind: { type: "string" }, help: "required aud claim" },
+  { name: "allow-tokens-without-exp", env: "TERA_CDC_GATEWAY_ALLOW_TOKENS_WITHOUT_EXP", kind: { type: "bool" }, default: false, help: "accept JWTs without an exp claim (they never expire); refused by default" },
+  RUN_SETTINGS.find((s) => s.name === "signing-key-file")!,
   { name: "rules", env: "TERA_CDC_GATEWAY_RULES", kind: { type: "file" }, help: "YAML or JSON file of per-model access rules (docs/gateway.md)" },
   { name: "models", env: "TERA_CDC_GATEWAY_MODELS", kind: { type: "list" }, help: "models to serve (default: every model in the rules file)" },
   { name: "ring-events", env: "TERA_CDC_GATEWAY_RING_EVENTS", kind: { type: "int", min: 1, max: 10_000_000 }, default: 100_000, help: "recent events kept for resuming clients, at most" },
@@ -76,6 +78,7 @@ export function gatewayConfig(argv: string[], env: NodeJS.ProcessEnv = process.e
       ...(v["auth-secret"] !== undefined ? { secret: v["auth-secret"] as string } : { publicKeyPem: readFileSync(v["auth-public-key"] as string, "utf8") }),
       ...(v["auth-issuer"] ? { issuer: v["auth-issuer"] as string } : {}),
       ...(v["auth-audience"] ? { audience: v["auth-audience"] as string } : {}),
+      allowNoExp: v["allow-tokens-without-exp"] === true,
     });
   } catch (error) {
     throw new ConfigError(`setting auth: ${(error as Error).message}`);
@@ -102,6 +105,7 @@ export function gatewayConfig(argv: string[], env: NodeJS.ProcessEnv = process.e
       maxKeysPerClient: v["max-keys-per-client"] as number,
       sessionTtlMs: v["session-ttl-ms"] as number,
       maxSessions: v["max-sessions"] as number,
+      signingKey: signingKeyOf(v),
     },
     logLevel: v["log-level"] as LogLevel,
   };

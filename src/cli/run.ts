@@ -1,4 +1,4 @@
-import { ConfigError, parseSettings, RUN_SETTINGS } from "../config.js";
+import { ConfigError, parseSettings, RUN_SETTINGS, signingKeyOf } from "../config.js";
 import type { OversizeRule } from "../pipeline/pipeline.js";
 import { createLogger, type LogLevel } from "../ops/log.js";
 import { MqttLogForwarder } from "../ops/log-mqtt.js";
@@ -102,6 +102,7 @@ export function runConfig(
     snapshotChunkSize: v["snapshot-chunk-size"] as number,
     snapshotModels: (v["snapshot-models"] as string[] | undefined) ?? [],
     tableSettings,
+    signingKey: signingKeyOf(v),
   };
   return { config, logLevel: v["log-level"] as LogLevel, logToMqtt: v["log-to-mqtt"] === true, embedded, preset };
 }

@@ -12,8 +12,9 @@ import mqtt from "mqtt";
 import type { IPublishPacket } from "mqtt";
 import { redactUrl } from "../ops/log.js";
 import { DATABASE_EVENTS_TOPIC_PREFIX, databaseEventTopic, toMqttTopic } from "../messages/index.js";
+import { verify } from "../messages/signature.js";
 import { CHANGE_OPS, type Change, type ChangeOp, changeKey, decodeChanges } from "./change.js";
-import { RecentKeys } from "./dedupe.js";
+import { contentDigest, DEFAULT_POSITION_LIMITS, PositionGuard, RecentKeys } from "./dedupe.js";
 
 export interface SubscribeOptions {
   /** mqtt://, mqtts://, ws:// or wss:// URL of the broker tera-cdc publishes to. */
@@ -49,6 +50,19 @@ export interface SubscribeOptions {
    * changes have no position (lsn "", no dedupe) and shared subscriptions are not available.
    */
   readonly protocolVersion?: 4 | 5;
+  /**
+   * The key `tera-cdc run` signs with (--signing-key-file; read it with `readSigningKey`). Given
+   * one, only messages whose `sig` property verifies are handled; unsigned and wrongly signed ones
+   * are counted (stats.unsigned, stats.badSignatures), reported to onError and acknowledged. Needs
+   * an MQTT 5 broker (the signature is a user property). See docs/security.md.
+   */
+  readonly signingKey?: Uint8Array;
+  /**
+   * How far ahead of the newest position seen a message may be: `leadBytes` of WAL plus
+   * `bytesPerSecond` for each second since (default 16 GiB + 1 GiB/s). Further ahead is refused
+   * (stats.refusedPositions): it cannot come from the database being followed.
+   */
+  readonly positionLimits?: { readonly leadBytes: bigint; readonly bytesPerSecond: bigint };
   /** Extra mqtt.js options: username, password, ca, cert, key, keepalive, reconnectPeriod... */
   readonly mqtt?: mqtt.IClientOptions;
   /**
@@ -71,6 +85,17 @@ export interface SubscriptionStats {
   failed: number;
   /** Messages that were not tera-cdc DatabaseEvents (reported to onError and acknowledged). */
   undecodable: number;
+  /** With a signingKey: messages without a signature, dropped (reported to onError and acknowledged). */
+  unsigned: number;
+  /** With a signingKey: messages whose signature did not verify, dropped. */
+  badSignatures: number;
+  /** Messages whose position was far ahead of the newest seen (see positionLimits), dropped. */
+  refusedPositions: number;
+  /**
+   * Changes whose (lsn, seq) was seen before with other content: an alert (reported to onError),
+   * not a replay. The first content stays; this one is dropped.
+   */
+  conflicts: number;
 }
 
 export interface Subscription {
@@ -78,6 +103,8 @@ export interface Subscription {
   /** The MQTT topic filters subscribed to. */
   readonly topics: readonly string[];
   readonly stats: Readonly<SubscriptionStats>;
+  /** Publishes on the subscription's connection at QoS 1 (e.g. to a dead-letter topic); resolves once the broker has it. */
+  publish(topic: string, payload: string | Buffer, userProperties?: Record<string, string>): Promise<void>;
   /**
    * Lets the change in progress finish, acknowledges what was handled and disconnects. Messages not
    * handled yet stay unacknowledged: a persistent session gets them on its next connection.
@@ -269,7 +296,8 @@ async function open(options: SubscribeOptions, maxBatch: number, processChanges:
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new Error(`maxBatch ${maxBatch} is not a whole number >= 1`);
   const clientId = options.clientId ?? `tera-cdc-client-${randomBytes(6).toString("hex")}`;
   const recent = new RecentKeys(options.dedupeWindow ?? 100_000);
-  const stats: SubscriptionStats = { messages: 0, delivered: 0, duplicates: 0, skipped: 0, failed: 0, undecodable: 0 };
+  const stats: SubscriptionStats = { messages: 0, delivered: 0, duplicates: 0, skipped: 0, failed: 0, undecodable: 0, unsigned: 0, badSignatures: 0, refusedPositions: 0, conflicts: 0 };
+  const guard = new PositionGuard(options.positionLimits ?? DEFAULT_POSITION_LIMITS);
   const inbox: Received[] = [];
   let closing = false;
   let working: Promise<void> = Promise.resolve();
@@ -279,6 +307,9 @@ async function open(options: SubscribeOptions, maxBatch: number, processChanges:
   const protocolVersion = options.protocolVersion ?? (await brokerProtocol(options));
   if (protocolVersion === 4 && options.group !== undefined) {
     throw new Error("shared subscriptions (group) need an MQTT 5 broker; this broker speaks only MQTT 3.1.1");
+  }
+  if (protocolVersion === 4 && options.signingKey !== undefined) {
+    throw new Error("a signing key needs an MQTT 5 broker (the signature is a user property); this broker speaks only MQTT 3.1.1, so no message could be verified");
   }
   const client = mqtt.connect(options.mqttUrl, {
     reconnectPeriod: 1000,
@@ -339,19 +370,40 @@ async function open(options: SubscribeOptions, maxBatch: number, processChanges:
         const received = inbox.shift()!;
         taken.push(received);
         stats.messages++;
+        const { topic } = received.packet;
+        const payload = received.packet.payload as Buffer;
+        const props = received.packet.properties?.userProperties as Record<string, string | string[]> | undefined;
+        if (options.signingKey !== undefined) {
+          const verdict = verify(options.signingKey, topic, payload, props);
+          if (!verdict.ok) {
+            if (verdict.reason === "unsigned") stats.unsigned++;
+            else stats.badSignatures++;
+            report(new Error(`message on ${topic} dropped: ${verdict.reason === "unsigned" ? "not signed" : verdict.detail} (not from the tera-cdc holding the signing key)`));
+            continue;
+          }
+        }
         let decoded: Change[];
         try {
-          const props = received.packet.properties?.userProperties as Record<string, string | string[]> | undefined;
-          decoded = decodeChanges(received.packet.topic, received.packet.payload as Buffer, props, received.receivedAt);
+          decoded = decodeChanges(topic, payload, props, received.receivedAt);
         } catch (error) {
           stats.undecodable++;
           report(asError(error));
           continue;
         }
+        // Over MQTT 3.1.1 a change has no position to check or dedupe by.
+        const refusal = decoded.length > 0 && decoded[0]!.lsn !== "" ? guard.check(decoded[0]!.lsnValue) : null;
+        if (refusal !== null) {
+          stats.refusedPositions++;
+          report(new Error(`message on ${topic} at lsn ${decoded[0]!.lsn} dropped: ${refusal}`));
+          continue;
+        }
         for (const change of decoded) {
-          // Over MQTT 3.1.1 a change has no position to dedupe by.
-          if (change.lsn !== "" && recent.seen(changeKey(change))) stats.duplicates++;
-          else if (!ops.has(change.op)) stats.skipped++;
+          const recurrence = change.lsn === "" ? "new" : recent.check(changeKey(change), contentDigest([change.model, change.op, change.objectJson, change.commitTime, change.table]));
+          if (recurrence === "repeat") stats.duplicates++;
+          else if (recurrence === "conflict") {
+            stats.conflicts++;
+            report(new Error(`ALERT: lsn ${change.lsn} seq ${change.seq} came again with different content (${change.model} ${change.op}): kept the first, dropped this one; a second publisher is writing on ${topic}`), change);
+          } else if (!ops.has(change.op)) stats.skipped++;
           else fresh.push(change);
         }
       }
@@ -394,6 +446,9 @@ async function open(options: SubscribeOptions, maxBatch: number, processChanges:
     clientId,
     topics,
     stats,
+    async publish(topic, payload, userProperties) {
+      await client.publishAsync(topic, payload, { qos: 1, ...(protocolVersion === 5 && userProperties ? { properties: { userProperties } } : {}) });
+    },
     async close() {
       closing = true;
       await working;

@@ -14,6 +14,8 @@ export interface AuthOptions {
   readonly publicKeyPem?: string;
   readonly issuer?: string;
   readonly audience?: string;
+  /** Accept tokens without an `exp` claim (they never expire); by default such a token is refused. */
+  readonly allowNoExp?: boolean;
 }
 
 /** Only these algorithms are accepted; "none" and algorithm confusion (HS256 with a public key) are refused. */
@@ -43,6 +45,7 @@ export function createVerifier(options: AuthOptions): TokenVerifier {
         algorithms,
         ...(options.issuer ? { issuer: options.issuer } : {}),
         ...(options.audience ? { audience: options.audience } : {}),
+        ...(options.allowNoExp ? {} : { requiredClaims: ["exp"] }),
       });
       return payload;
     },
@@ -52,6 +55,7 @@ export function createVerifier(options: AuthOptions): TokenVerifier {
 /** A short reason for a refused token, safe to send back and to log (never the token itself). */
 export function tokenRefusal(error: unknown): string {
   if (error instanceof errors.JWTExpired) return "token expired";
+  if (error instanceof errors.JWTClaimValidationFailed && error.reason === "missing") return `token has no ${error.claim} claim`;
   if (error instanceof errors.JWTClaimValidationFailed) return `token claim ${error.claim} is not accepted`;
   if (error instanceof errors.JOSEAlgNotAllowed) return "token algorithm not accepted";
   if (error instanceof errors.JWSSignatureVerificationFailed) return "token signature is not valid";

@@ -65,6 +65,20 @@ export class EventRing {
     }
   }
 
+  /** The held event at exactly `position`, if any (binary search: events are in position order). */
+  find(position: Position): GatewayEvent | undefined {
+    let lo = this.head;
+    let hi = this.items.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const order = comparePositions(this.items[mid]!, position);
+      if (order === 0) return this.items[mid];
+      if (order < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return undefined;
+  }
+
   /**
    * The events after `position`, or null when the buffer cannot prove it holds all of them: the
    * position is before the newest dropped event (or, when none was dropped, before the oldest

@@ -6,6 +6,8 @@ import { WebSocket, WebSocketServer } from "ws";
 import { databaseEventTopic, toMqttTopic } from "../messages/index.js";
 import type { Logger } from "../ops/log.js";
 import { formatLsn, parseLsn } from "../lsn.js";
+import { DEFAULT_POSITION_LIMITS, PositionGuard } from "../client/dedupe.js";
+import { verify } from "../messages/signature.js";
 import { SUBPROTOCOL, type TokenVerifier, tokenOfRequest, tokenRefusal } from "./auth.js";
 import { comparePositions, eventsFromMessage, type GatewayEvent } from "./events.js";
 import { eventBinary, eventMeta, PROTOCOL_VERSION, parseClientRequest } from "./frames.js";
@@ -38,11 +40,22 @@ export interface GatewayOptions {
   readonly maxSessions: number;
   readonly web?: WebAssets;
   readonly logger: Logger;
+  /** When given, only broker messages whose `sig` verifies are taken (src/messages/signature.ts). */
+  readonly signingKey?: Uint8Array;
+  /** How far ahead of the newest event one may be (see PositionGuard); default 16 GiB + 1 GiB/s. */
+  readonly positionLimits?: { readonly leadBytes: bigint; readonly bytesPerSecond: bigint };
 }
 
 interface Session {
   readonly id: string;
+  /** The token's string `sub` ("" when it has none: shown, never matched). */
   readonly subject: string;
+  /**
+   * Who may resume this session: the token's (iss, sub), both as strings; null when `sub` is not a
+   * string (a number, absent): such a session can never be resumed, since two tokens with numeric
+   * subjects would otherwise look alike.
+   */
+  readonly owner: string | null;
   view: ClientView;
   socket: WebSocket | null;
   detachedAt: number;
@@ -79,6 +92,13 @@ export interface GatewayStats {
   events: number;
   duplicates: number;
   undecodable: number;
+  /** Broker messages dropped, with a signing key, for having no signature / a wrong one. */
+  unsigned: number;
+  badSignatures: number;
+  /** Broker messages dropped for a position far ahead of the newest event. */
+  refusedPositions: number;
+  /** Events at a position already held with other content: alerts (logged at error level). */
+  conflicts: number;
   framesSent: number;
   slowDisconnects: number;
   deadDisconnects: number;
@@ -113,6 +133,10 @@ export class Gateway {
     events: 0,
     duplicates: 0,
     undecodable: 0,
+    unsigned: 0,
+    badSignatures: 0,
+    refusedPositions: 0,
+    conflicts: 0,
     framesSent: 0,
     slowDisconnects: 0,
     deadDisconnects: 0,
@@ -121,8 +145,11 @@ export class Gateway {
     resyncs: 0,
   };
 
+  private readonly guard: PositionGuard;
+
   constructor(private readonly options: GatewayOptions) {
     this.ring = new EventRing(options.ringEvents, options.ringBytes);
+    this.guard = new PositionGuard(options.positionLimits ?? DEFAULT_POSITION_LIMITS);
   }
 
   get port(): number {
@@ -219,6 +246,15 @@ export class Gateway {
   }
 
   private onBrokerMessage(topic: string, payload: Buffer, properties: Record<string, string | string[]>): void {
+    if (this.options.signingKey !== undefined) {
+      const verdict = verify(this.options.signingKey, topic, payload, properties);
+      if (!verdict.ok) {
+        if (verdict.reason === "unsigned") this.stats.unsigned++;
+        else this.stats.badSignatures++;
+        this.options.logger.warn({ topic }, `event dropped: ${verdict.reason === "unsigned" ? "not signed" : verdict.detail} (not from the tera-cdc holding the signing key)`);
+        return;
+      }
+    }
     let events: GatewayEvent[];
     try {
       events = eventsFromMessage(payload, properties);
@@ -227,11 +263,21 @@ export class Gateway {
       this.options.logger.warn({ topic }, `event dropped: ${(error as Error).message}`);
       return;
     }
+    const refusal = events.length > 0 ? this.guard.check(events[0]!.lsn) : null;
+    if (refusal !== null) {
+      this.stats.refusedPositions++;
+      this.options.logger.warn({ topic, lsn: events[0]!.lsnText }, `event dropped: ${refusal}`);
+      return;
+    }
     for (const event of events) {
       // tera-cdc resends from its confirmed LSN after a restart, and QoS 1 may duplicate: the
       // stream is in commit order, so anything not after the newest event is a repeat.
       if (this.lastPosition && comparePositions(event, this.lastPosition) <= 0) {
-        this.stats.duplicates++;
+        const held = this.ring.find(event);
+        if (held && !sameContent(held, event)) {
+          this.stats.conflicts++;
+          this.options.logger.error({ topic, lsn: event.lsnText, seq: event.seq, model: event.model }, "ALERT: a position came again with different content: kept the first, dropped this one; a second publisher is writing on the event topics");
+        } else this.stats.duplicates++;
         continue;
       }
       this.lastPosition = event;
@@ -321,7 +367,8 @@ export class Gateway {
   private onConnection(socket: WebSocket, claims: Claims, address: string): void {
     const o = this.options;
     const subject = typeof claims.sub === "string" ? claims.sub : "";
-    const session: Session = { id: randomUUID(), subject, view: new ClientView(o.rules, claims, o.maxKeysPerClient), socket, detachedAt: 0 };
+    const owner = typeof claims.sub === "string" ? JSON.stringify([typeof claims.iss === "string" ? claims.iss : null, claims.sub]) : null;
+    const session: Session = { id: randomUUID(), subject, owner, view: new ClientView(o.rules, claims, o.maxKeysPerClient), socket, detachedAt: 0 };
     this.addSession(session);
     const client: Client = { socket, session, address, alive: true, expiry: null, lastBuffered: 0, stalledSince: null };
     this.clients.add(client);
@@ -358,7 +405,8 @@ export class Gateway {
         position: newest ? { lsn: newest.lsnText, seq: newest.seq } : null,
       }),
     );
-    o.logger.info({ client: address, subject, session: session.id }, "client connected");
+    // The session id is a bearer credential for resuming: never logged.
+    o.logger.info({ client: address, subject }, "client connected");
   }
 
   private onRequest(client: Client, text: string): void {
@@ -387,8 +435,10 @@ export class Gateway {
       const reason =
         earlier === undefined || earlier === client.session
           ? "unknown session: the gateway restarted or forgot it"
-          : earlier.subject !== client.session.subject
-            ? "the session belongs to another subject"
+          : client.session.owner === null
+            ? "the token has no string sub claim: a session can be resumed only by a token with the same iss and sub"
+            : earlier.owner !== client.session.owner
+              ? "the session belongs to another subject"
             : missed === null
               ? `position ${request.after.lsn}/${request.after.seq} is no longer held by the gateway`
               : null;
@@ -474,4 +524,9 @@ export class Gateway {
     res.writeHead(404, { "content-type": "text/plain" });
     res.end("not found: the live page is at /, the WebSocket at /ws, health at /healthz\n");
   }
+}
+
+/** Whether a repeat says what the held event said (a true replay), position aside. */
+function sameContent(a: GatewayEvent, b: GatewayEvent): boolean {
+  return a.model === b.model && a.type === b.type && a.op === b.op && a.objectValue === b.objectValue && a.commitTime === b.commitTime && a.table === b.table;
 }

@@ -10,6 +10,7 @@ import {
 import { postgresMicrosToIso, postgresMicrosToUnixSeconds } from "../decode/time.js";
 import type { TypeCatalog } from "../decode/types.js";
 import { encodeDatabaseTeraEvent } from "../messages/index.js";
+import { SIGNATURE_PROPERTY_BYTES, signed } from "../messages/signature.js";
 import {
   type ChangeOp,
   DB_EVENT_TYPE,
@@ -57,6 +58,8 @@ export interface PipelineOptions {
   readonly confirmIntervalMs: number;
   /** Sees logical messages and row changes in stream order (snapshots' watermarks, src/snapshot). */
   readonly observer?: StreamObserver;
+  /** When given, every message gets its `sig` user property (src/messages/signature.ts). */
+  readonly signingKey?: Uint8Array;
 }
 
 /**
@@ -402,6 +405,8 @@ export class Pipeline implements Omit<WalHandler, "closed"> {
   }
 
   private send(message: OutgoingMessage, position: TrackedPosition, plan: RelationPlan, tx: OpenTransaction, events: PendingBatch["events"], values: TupleValues | null, retry = true): void {
+    // Every message goes out through here (events, replacements, dead letters, snapshot markers): the one place to sign.
+    if (this.options.signingKey) message = { ...message, properties: signed(this.options.signingKey, message.topic, message.payload, message.properties) };
     this.tracker.sent(position);
     this.stats.messages++;
     this.stats.bytes += message.payload.length;
@@ -423,7 +428,8 @@ export class Pipeline implements Omit<WalHandler, "closed"> {
 
   /** Whether the broker (its Maximum Packet Size) and --max-message-bytes let this message through. */
   private fits(message: OutgoingMessage): boolean {
-    return this.sink.packetBytes(message) <= Math.min(this.options.maxMessageBytes, this.sink.maxPacketBytes);
+    const signature = this.options.signingKey ? SIGNATURE_PROPERTY_BYTES : 0;
+    return this.sink.packetBytes(message) + signature <= Math.min(this.options.maxMessageBytes, this.sink.maxPacketBytes);
   }
 
   /** What to publish instead of an event the broker cannot take; null to skip it. */
