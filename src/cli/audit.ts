@@ -121,8 +121,14 @@ export async function auditCommand(argv: string[]): Promise<number> {
   const deadLetter = async (change: Change, error: Error) => {
     const reason = error.message.split("\n")[0]!;
     const record = { reason, topic: change.topic, model: change.model, op: change.op, lsn: change.lsn, seq: change.seq, xid: change.xid, commitTime: change.commitTime, table: change.table, object: change.objectJson, receivedAt: change.receivedAt.toISOString() };
-    await (await subscribed!).publish(config.deadLetterTopic, JSON.stringify(record), { reason });
     totals.deadLettered++;
+    try {
+      await (await subscribed!).publish(config.deadLetterTopic, JSON.stringify(record), { reason });
+    } catch (refused) {
+      // A broker whose ACL does not let the sink publish there: the log line is then the only record.
+      logger.error({ table: tableName, deadLetter: record }, `change cannot be stored and the broker refused it on ${config.deadLetterTopic} (${(refused as Error).message}): this line is its only record`);
+      return;
+    }
     logger.error({ table: tableName, model: change.model, lsn: change.lsn, seq: change.seq, topic: config.deadLetterTopic }, `change cannot be stored, sent to the dead-letter topic: ${reason}`);
   };
   const appendOneByOne = async (changes: Change[]) => {

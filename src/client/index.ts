@@ -1,6 +1,8 @@
 /** The consuming side of tera-cdc: typed subscription, dedupe by (lsn, seq), cache invalidation. See docs/consuming.md. */
 export { CHANGE_OPS, type Change, ChangeDecodeError, type ChangeOp, changeKey, decodeChanges, NO_POSITION } from "./change.js";
-export { RecentKeys } from "./dedupe.js";
+export { contentDigest, DEFAULT_POSITION_LIMITS, PositionGuard, type Recurrence, RecentKeys } from "./dedupe.js";
+export { readSigningKey, SigningKeyError } from "../signing-key.js";
+export { SIGNATURE_PROPERTY, sign, signed, verify, type Verdict } from "../messages/signature.js";
 export {
   type BatchHandler,
   brokerProtocol,

@@ -99,6 +99,8 @@ describe("the key file", () => {
     const open = join(dir, "open.key");
     writeFileSync(open, "a-secret-key-value-that-is-long-enough-000\n", { mode: 0o644 });
     chmodSync(open, 0o644);
+    const rules = join(dir, "rules.yaml");
+    writeFileSync(rules, "models:\n  device: {}\n");
     const short = join(dir, "short.key");
     writeFileSync(short, "tiny-SECRET\n", { mode: 0o600 });
     for (const [file, expected] of [
@@ -106,7 +108,11 @@ describe("the key file", () => {
       [short, /holds 11 bytes, fewer than 32/],
       [join(dir, "missing.key"), /cannot be read \(ENOENT\)/],
     ] as const) {
-      for (const command of [["run", "--database-url", "postgres://127.0.0.1:1/x", "--mqtt-url", "mqtt://127.0.0.1:1"], ["audit", "--database-url", "postgres://127.0.0.1:1/x", "--mqtt-url", "mqtt://127.0.0.1:1"]]) {
+      for (const command of [
+        ["run", "--database-url", "postgres://127.0.0.1:1/x", "--mqtt-url", "mqtt://127.0.0.1:1"],
+        ["audit", "--database-url", "postgres://127.0.0.1:1/x", "--mqtt-url", "mqtt://127.0.0.1:1"],
+        ["gateway", "--mqtt-url", "mqtt://127.0.0.1:1", "--rules", rules, "--auth-secret", "gateway-secret-of-at-least-32-bytes-0123456789"],
+      ]) {
         const { child, output } = runCli([...command, "--signing-key-file", file]);
         expect(await exited(child)).toBe(2);
         const { stderr } = output();
