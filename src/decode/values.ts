@@ -148,11 +148,20 @@ export function formatArray(text: string, element: ValueFormatter, delimiter = "
       } else {
         const start = i;
         while (i < length && text[i] !== delimiter && text[i] !== "}") i++;
-        const raw = text.slice(start, i).trim();
+        // Only the whitespace PostgreSQL's array syntax skips (scanner_isspace: ASCII). String.trim()
+        // would also strip U+2028, U+2029, U+FEFF and other Unicode spaces, which array_out leaves
+        // unquoted because they are data.
+        const raw = trimAsciiSpace(text.slice(start, i));
         out.push(raw === "NULL" ? "null" : element(raw));
       }
     }
   }
   if (depth !== 0) return quote(text);
   return out.join("");
+}
+
+const ASCII_SPACE_EDGES = /^[ \t\n\r\v\f]+|[ \t\n\r\v\f]+$/g;
+
+function trimAsciiSpace(text: string): string {
+  return text.replace(ASCII_SPACE_EDGES, "");
 }

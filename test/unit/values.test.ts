@@ -60,6 +60,8 @@ describe("value rules: PostgreSQL text form to JSON", () => {
     expect(format(1185, '{"2026-11-26 03:39:00.5+00"}')).toBe('["2026-11-26T03:39:00.500000+00:00"]');
     expect(format(1231, "{1.10,NaN}")).toBe('["1.10","NaN"]');
     expect(format(1007, "[0:1]={7,8}")).toBe("[7,8]");
+    // array_out leaves Unicode spaces unquoted (they are data): they must survive (found by the oracle).
+    expect(format(1009, "{\u2029a\u2028,\ufeffb}")).toBe(JSON.stringify(["\u2029a\u2028", "\ufeffb"]));
   });
 
   it("parses what it writes as JSON for nested text arrays", () => {
