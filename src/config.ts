@@ -1,6 +1,7 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import YAML from "yaml";
+import { ConfigError } from "./errors.js";
 import { redactUrl } from "./ops/log.js";
 import type { TableSettings } from "./model/plan.js";
 import { readSigningKey, SigningKeyError } from "./signing-key.js";
@@ -11,9 +12,7 @@ import { parseTableRef, type TableRef } from "./source/setup.js";
  * YAML or JSON), then defaults. Every value is validated at start-up; a bad one is a
  * ConfigError whose message is one line naming the setting, the value and what is allowed.
  */
-export class ConfigError extends Error {
-  override readonly name = "ConfigError";
-}
+export { ConfigError } from "./errors.js";
 
 type Kind =
   | { type: "string" }

@@ -11,10 +11,11 @@ import { type Logger, redactUrl } from "./ops/log.js";
 import { Pipeline, PipelineStats, type OversizeRule } from "./pipeline/pipeline.js";
 import { MqttSink } from "./sinks/mqtt/sink.js";
 import { CatalogReader } from "./source/catalog.js";
+import { FatalError, isConnectionError } from "./errors.js";
 import { formatLsn, type Lsn } from "./lsn.js";
 import { type Query, withDatabase } from "./source/database.js";
-import { isConnectionError, ReplicationStream } from "./source/replication.js";
-import { PrerequisiteError, prepareDatabase, slotHolder, type TableRef } from "./source/setup.js";
+import { ReplicationStream } from "./source/replication.js";
+import { prepareDatabase, slotHolder, type TableRef } from "./source/setup.js";
 import { persistConfirmedPosition, slotConfirmedPosition } from "./source/slot-position.js";
 import { SnapshotFeature } from "./snapshot/index.js";
 
@@ -145,7 +146,7 @@ export class CdcService {
         logger: this.logger,
       });
       await this.sink.connect();
-      this.logger.info({ mqtt5: this.sink.isMqtt5, signed: c.signingKey !== undefined }, "broker connected");
+      this.logger.info({ protocol: this.sink.protocol, signed: c.signingKey !== undefined }, "broker connected");
       if (c.signingKey !== undefined && !this.sink.isMqtt5) {
         throw new ConfigError(`the broker at ${redactUrl(c.mqttUrl)} speaks only MQTT 3.1.1, which has no user properties to carry the signature: use an MQTT 5 broker (Mosquitto) or leave out --signing-key-file`);
       }
@@ -240,7 +241,7 @@ export class CdcService {
       });
       const error = await Promise.race([ended, this.stopped]);
       if (error === "stop") break;
-      if (error instanceof PrerequisiteError || (error as { fatal?: boolean }).fatal) throw error;
+      if (error instanceof FatalError) throw error;
       if (isSlotInUse(error)) {
         this.logger.info("slot taken by another instance: waiting as a standby");
         continue;
@@ -317,11 +318,8 @@ export class CdcService {
       this.stats,
       this.logger,
       startLsn,
-      (error) => {
-        // A lost catalog connection is resumed like a lost stream; anything else is fatal.
-        if (!(error as { transient?: boolean }).transient) (error as { fatal?: boolean }).fatal = true;
-        ended(error);
-      },
+      // A lost catalog connection (TransientError) is resumed like a lost stream; a FatalError stops the run.
+      (error) => ended(error),
     );
     this.stream = stream;
     this.pipeline = pipeline;

@@ -10,7 +10,7 @@
 import { randomBytes } from "node:crypto";
 import mqtt from "mqtt";
 import type { IPublishPacket } from "mqtt";
-import { redactUrl } from "../ops/log.js";
+import { redactUrl } from "../ops/redact.js";
 import { DATABASE_EVENTS_TOPIC_PREFIX, databaseEventTopic, toMqttTopic } from "../messages/index.js";
 import { verify } from "../messages/signature.js";
 import { CHANGE_OPS, type Change, type ChangeOp, changeKey, decodeChanges } from "./change.js";

@@ -1,3 +1,4 @@
+import { FatalError } from "../errors.js";
 import type { Lsn } from "../lsn.js";
 
 /**
@@ -110,7 +111,7 @@ export type PgoutputMessage =
   | LogicalMessage
   | OriginMessage;
 
-export class PgoutputProtocolError extends Error {
+export class PgoutputProtocolError extends FatalError {
   override readonly name = "PgoutputProtocolError";
 }
 

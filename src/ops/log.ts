@@ -1,6 +1,8 @@
 import { writeSync } from "node:fs";
 import pino from "pino";
 
+export { redactUrl } from "./redact.js";
+
 export type Logger = pino.Logger;
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
 /** json: one JSON object a line; pretty: a line for humans; auto: pretty when stderr is a terminal. */
@@ -59,18 +61,4 @@ export function formatPretty(jsonLine: string, colour = false): string {
     .map(([k, v]) => `${k}=${typeof v === "string" && !/[\s"=]/.test(v) && v !== "" ? v : JSON.stringify(v)}`)
     .join(" ");
   return `${when} ${name} ${msg ?? ""}${fields ? ` ${fields}` : ""}\n`;
-}
-
-/** A URL with its password (and any password-like query parameter) replaced, for logs and errors. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "redacted";
-    for (const name of [...parsed.searchParams.keys()]) {
-      if (/pass|secret|token|key/i.test(name)) parsed.searchParams.set(name, "redacted");
-    }
-    return parsed.toString();
-  } catch {
-    return url.replace(/\/\/([^:/@]*):[^@]*@/, "//$1:redacted@");
-  }
 }

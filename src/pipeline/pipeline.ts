@@ -1,7 +1,6 @@
 import type { TrackedPosition } from "../checkpoint/tracker.js";
 import { DeliveryTracker } from "../checkpoint/tracker.js";
 import {
-  type LogicalMessage,
   PgoutputDecoder,
   type PgoutputMessage,
   type RelationMessage,
@@ -21,28 +20,9 @@ import {
   updateObject,
 } from "../model/events.js";
 import { planRelation, type RelationPlan, type TableSettings } from "../model/plan.js";
-import type { Logger } from "../ops/log.js";
-import type { DeliveryCallback, OutgoingMessage } from "../sinks/mqtt/sink.js";
-import type { CatalogReader } from "../source/catalog.js";
+import { classifyDatabaseError, FatalError, type TransientError } from "../errors.js";
 import { formatLsn, type Lsn } from "../lsn.js";
-import { isConnectionError, type WalHandler } from "../source/replication.js";
-
-/** The part of the replication stream the pipeline drives. */
-export interface StreamControl {
-  pause(): void;
-  resume(): void;
-  confirm(lsn: Lsn, minIntervalMs?: number): void;
-}
-
-/** The part of the MQTT sink the pipeline drives. */
-export interface EventSink {
-  readonly hasRoom: boolean;
-  readonly maxPacketBytes: number;
-  packetBytes(message: OutgoingMessage): number;
-  publish(message: OutgoingMessage, done: DeliveryCallback): void;
-  on(event: "room", listener: () => void): unknown;
-  off(event: "room", listener: () => void): unknown;
-}
+import type { CoreLog, EventSink, InjectedEvents, OutgoingMessage, RelationCatalog, StreamControl, StreamObserver, WalReceiver } from "./ports.js";
 
 export type OversizeRule = "keys-only" | "dead-letter" | "skip";
 
@@ -60,37 +40,6 @@ export interface PipelineOptions {
   readonly observer?: StreamObserver;
   /** When given, every message gets its `sig` user property (src/messages/signature.ts). */
   readonly signingKey?: Uint8Array;
-}
-
-/**
- * Watches the stream in order, for logic that lives outside the pipeline (the snapshot watermark
- * method, src/snapshot/): it sees every logical decoding message (`pg_logical_emit_message`) and
- * every row change of a published table, and may place events into the stream at a message.
- */
-export interface StreamObserver {
-  /** A logical decoding message; the events returned are published right there, before any later WAL. */
-  onLogicalMessage(message: LogicalMessage): InjectedEvents | null;
-  /** A row change: the tuples the WAL carries (new values, and old key or row when present). */
-  onRowChange(plan: RelationPlan, op: ChangeOp, tuples: readonly TupleValues[], xid: number): void;
-  /** The safe position moved: everything before `lsn` (injected events included) is acknowledged. */
-  onSafeLsn(lsn: Lsn): void;
-}
-
-/** One injected item: a row published as DB_UPDATE, or a marker (a TeraEvent with no DatabaseEvent). */
-export type InjectedItem = { readonly row: TupleValues } | { readonly marker: Readonly<Record<string, string>> };
-
-/**
- * Events placed into the stream at a logical message (not inside a transaction). They go through
- * the same window and delivery tracker as live events: a tracker position of their own, closed
- * at the message's LSN, so that LSN is confirmed only once the broker has all of them.
- */
-export interface InjectedEvents {
-  readonly plan: RelationPlan;
-  readonly items: readonly InjectedItem[];
-  /** User properties added to every message (e.g. `snapshot=<id>`). */
-  readonly properties: Readonly<Record<string, string>>;
-  /** The logical message's LSN: the events' `lsn` property and their tracker position's end. */
-  readonly lsn: Lsn;
 }
 
 /** Counters shared by every pipeline of a run (one pipeline per replication connection). */
@@ -139,7 +88,7 @@ type WalItem = { payload: Buffer } | { walEnd: Lsn };
  * a new relation needs a catalog look-up; then the stream is paused and messages that were
  * already read wait in a short queue. Memory is bounded by the window, not the transaction.
  */
-export class Pipeline implements Omit<WalHandler, "closed"> {
+export class Pipeline implements WalReceiver {
   private readonly decoder = new PgoutputDecoder();
   private readonly tracker: DeliveryTracker;
   private readonly plans = new Map<number, RelationPlan>();
@@ -162,13 +111,14 @@ export class Pipeline implements Omit<WalHandler, "closed"> {
   constructor(
     private readonly stream: StreamControl,
     private readonly sink: EventSink,
-    private readonly catalog: CatalogReader,
+    private readonly catalog: RelationCatalog,
     private readonly types: TypeCatalog,
     private readonly options: PipelineOptions,
     private readonly stats: PipelineStats,
-    private readonly logger: Logger,
+    private readonly logger: CoreLog,
     startLsn: Lsn,
-    private readonly onFatal: (error: Error) => void,
+    /** The stream cannot go on: a TransientError (reconnect and resume) or a FatalError (stop). */
+    private readonly onFatal: (error: TransientError | FatalError) => void,
   ) {
     this.tracker = new DeliveryTracker(startLsn);
     sink.on("room", this.onRoom);
@@ -235,7 +185,7 @@ export class Pipeline implements Omit<WalHandler, "closed"> {
     try {
       message = this.decoder.decode(payload);
     } catch (error) {
-      this.fail(error as Error);
+      this.fail(error instanceof FatalError ? error : new FatalError(`decoding a WAL message failed: ${(error as Error).message}`, { cause: error }));
       return;
     }
     switch (message.tag) {
@@ -317,11 +267,8 @@ export class Pipeline implements Omit<WalHandler, "closed"> {
         if (!this.sink.hasRoom) this.blocked = "sink";
         this.drain();
       },
-      (error: Error) => {
-        // A lost connection is worth reconnecting for; a refused query is not.
-        const transient = isConnectionError(error);
-        this.fail(Object.assign(new Error(`reading the catalog for ${relation.schema}.${relation.table} failed: ${error.message}`), { transient }));
-      },
+      // A lost connection is worth reconnecting for (TransientError); a refused query is not.
+      (error: unknown) => this.fail(classifyDatabaseError(error, `reading the catalog for ${relation.schema}.${relation.table}`)),
     );
   }
 
@@ -343,7 +290,7 @@ export class Pipeline implements Omit<WalHandler, "closed"> {
     const tx = this.tx;
     const plan = this.plans.get(relation.relationOid);
     if (!tx || !plan) {
-      this.fail(new Error(`row change for ${relation.schema}.${relation.table} outside a transaction or before its relation`));
+      this.fail(new FatalError(`row change for ${relation.schema}.${relation.table} outside a transaction or before its relation`));
       return;
     }
     const seq = tx.seq++;
@@ -429,7 +376,7 @@ export class Pipeline implements Omit<WalHandler, "closed"> {
   /** Whether the broker (its Maximum Packet Size) and --max-message-bytes let this message through. */
   private fits(message: OutgoingMessage): boolean {
     const signature = this.options.signingKey ? SIGNATURE_PROPERTY_BYTES : 0;
-    return this.sink.packetBytes(message) + signature <= Math.min(this.options.maxMessageBytes, this.sink.maxPacketBytes);
+    return this.sink.messageBytes(message) + signature <= Math.min(this.options.maxMessageBytes, this.sink.maxMessageBytes);
   }
 
   /** What to publish instead of an event the broker cannot take; null to skip it. */
@@ -501,7 +448,7 @@ export class Pipeline implements Omit<WalHandler, "closed"> {
     this.options.observer?.onSafeLsn(safe);
   }
 
-  private fail(error: Error): void {
+  private fail(error: TransientError | FatalError): void {
     if (this.failure) return;
     this.failure = error;
     this.stream.pause();

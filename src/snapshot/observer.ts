@@ -1,7 +1,7 @@
 import type { TupleValues } from "../decode/pgoutput.js";
 import type { ChangeOp } from "../model/events.js";
 import type { RelationPlan } from "../model/plan.js";
-import type { InjectedEvents, InjectedItem, StreamObserver } from "../pipeline/pipeline.js";
+import type { InjectedEvents, InjectedItem, StreamObserver } from "../pipeline/ports.js";
 import type { Lsn } from "../lsn.js";
 import { keyOf, MARKER_PROPERTY, type MarkerKind, parseWatermark, SNAPSHOT_PROPERTY, visibleIn, type XidSnapshot } from "./protocol.js";
 

@@ -1,13 +1,10 @@
 import pg from "pg";
 import { nowAsPostgresMicros } from "../decode/time.js";
 import { type Lsn, formatLsn } from "../lsn.js";
+import type { WalReceiver } from "../pipeline/ports.js";
 
-/** What the replication stream delivers, in order. */
-export interface WalHandler {
-  /** An XLogData message: one pgoutput message starting at `walStart`. */
-  data(walStart: Lsn, payload: Buffer): void;
-  /** A primary keepalive: the server has sent everything before `walEnd`. */
-  keepalive(walEnd: Lsn, replyRequested: boolean): void;
+/** What the replication stream delivers, in order: WAL to the core, and the connection's end. */
+export interface WalHandler extends WalReceiver {
   /** The connection ended (error, server shutdown, terminated walsender). Not called after `stop()`. */
   closed(error: Error): void;
 }
@@ -190,12 +187,6 @@ interface PgConnection {
   once(event: string, listener: (...args: any[]) => void): void;
   sendCopyFromChunk(chunk: Buffer): void;
   endCopyFrom(): void;
-}
-
-/** The database connection is gone: no SQLSTATE, or class 08 (connection exception) / 57 (operator intervention). */
-export function isConnectionError(error: Error): boolean {
-  const code = (error as { code?: string }).code;
-  return code === undefined || /^(08|57)/.test(code);
 }
 
 export function quoteIdent(name: string): string {

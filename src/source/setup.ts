@@ -1,3 +1,4 @@
+import { FatalError } from "../errors.js";
 import type { Query } from "./database.js";
 import type pg from "pg";
 import type { RelationColumn, RelationMessage, ReplicaIdentity } from "../decode/pgoutput.js";
@@ -9,7 +10,7 @@ export interface TableRef {
 }
 
 /** A prerequisite that is not met: the message names the problem and the fix, on one line. */
-export class PrerequisiteError extends Error {
+export class PrerequisiteError extends FatalError {
   override readonly name = "PrerequisiteError";
 }
 

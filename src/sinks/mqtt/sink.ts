@@ -1,17 +1,8 @@
 import { EventEmitter } from "node:events";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type { Logger } from "../../ops/log.js";
+import type { DeliveryCallback, OutgoingMessage, SinkConnection } from "../../pipeline/ports.js";
 
-/** One message for the broker. */
-export interface OutgoingMessage {
-  readonly topic: string;
-  readonly payload: Uint8Array;
-  /** MQTT 5 user properties; dropped on MQTT 3.1.1. */
-  readonly properties: Readonly<Record<string, string>>;
-}
-
-/** Called once per message: without an error when the broker has it (QoS 1/2) or it was written (QoS 0). */
-export type DeliveryCallback = (error?: Error) => void;
 
 export interface MqttSinkOptions {
   readonly url: string;
@@ -40,7 +31,7 @@ const QOS0_SOCKET_HIGH_WATER = 4 * 1024 * 1024;
  *
  * Events: `room` (more may be published), `connected`, `disconnected` (error message or reason).
  */
-export class MqttSink extends EventEmitter {
+export class MqttSink extends EventEmitter implements SinkConnection {
   private client: MqttClient | null = null;
   private inFlight = 0;
   private window: number;
@@ -69,8 +60,12 @@ export class MqttSink extends EventEmitter {
     return this.protocolVersion === 5;
   }
 
+  get protocol(): string {
+    return this.isMqtt5 ? "MQTT 5" : "MQTT 3.1.1";
+  }
+
   /** Largest packet the broker accepts (its Maximum Packet Size), infinite when it set none. */
-  get maxPacketBytes(): number {
+  get maxMessageBytes(): number {
     return this.brokerMaxPacket;
   }
 
@@ -200,7 +195,7 @@ export class MqttSink extends EventEmitter {
   }
 
   /** Bytes the MQTT packet of this message takes (payload, topic, properties, fixed header). */
-  packetBytes(message: OutgoingMessage): number {
+  messageBytes(message: OutgoingMessage): number {
     let size = message.payload.length + Buffer.byteLength(message.topic) + 2 + 2 + 5;
     if (this.protocolVersion === 5) {
       size += 4 + CONTENT_TYPE.length + 3;
