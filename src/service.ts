@@ -8,7 +8,9 @@ import { ConfigError, tableSettingsFor } from "./config.js";
 import { startHealthServer } from "./ops/health.js";
 import { createMetrics } from "./ops/metrics.js";
 import { type Logger, redactUrl } from "./ops/log.js";
-import { Pipeline, PipelineStats, type OversizeRule } from "./pipeline/pipeline.js";
+import { Pipeline } from "./pipeline/pipeline.js";
+import type { OversizeRule } from "./pipeline/publisher.js";
+import { PipelineStats } from "./pipeline/stats.js";
 import { MqttSink } from "./sinks/mqtt/sink.js";
 import { CatalogReader } from "./source/catalog.js";
 import { FatalError, isConnectionError } from "./errors.js";
@@ -350,11 +352,11 @@ export class CdcService {
     if (!stream || !pipeline) return this.stats.confirmedLsn;
     pipeline.detach();
     await this.sink!.drained(drainMs);
-    stream.confirm(pipeline.safeLsn);
+    const confirmed = pipeline.flush();
     await stream.stop();
     await this.catalogClient?.end().catch(() => {});
     this.catalogClient = null;
-    return pipeline.safeLsn;
+    return confirmed;
   }
 
   private reportTables(tables: Awaited<ReturnType<typeof prepareDatabase>>["tables"]): void {

@@ -1,5 +1,5 @@
 import { ConfigError, parseSettings, RUN_SETTINGS, signingKeyOf } from "../config.js";
-import type { OversizeRule } from "../pipeline/pipeline.js";
+import type { OversizeRule } from "../pipeline/publisher.js";
 import { createLogger, type LogLevel } from "../ops/log.js";
 import { MqttLogForwarder } from "../ops/log-mqtt.js";
 import { embeddedBanner, type EmbeddedBrokerChoice, type EmbeddedServices, startEmbeddedServices } from "../embedded/index.js";
