@@ -15,6 +15,7 @@ import { performance } from "node:perf_hooks";
 import mqtt from "mqtt";
 import pg from "pg";
 import { decodeTeraEvent, unpackAny } from "../src/messages/index.js";
+import { sign, signed, verify } from "../src/messages/signature.js";
 import { type Broker, startBroker } from "../test/harness/broker.js";
 import { type CdcProcess, startCdc } from "../test/harness/cdc.js";
 import { waitFor } from "../test/harness/ports.js";
@@ -25,7 +26,7 @@ import { type Figure, figure, percentile, type Ratio, ratio, renderSvg, renderTa
 const PG_BIN = process.env.TERA_CDC_PG_BIN ?? "/usr/lib/postgresql/15/bin";
 const BARE_PUBLISHER = join(import.meta.dirname, "bare-publisher.mjs");
 const TOPIC_PREFIX = "module/TeraServer/DatabaseModule/events/";
-const SECTIONS = ["bulk", "pgbench", "opentera", "latency", "memory", "peers"] as const;
+const SECTIONS = ["bulk", "pgbench", "opentera", "latency", "memory", "peers", "signing"] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Settings {
@@ -76,7 +77,7 @@ function parseArgs(argv: string[]): Options {
       for (const n of names) if (!SECTIONS.includes(n as Section)) throw new Error(`--only ${n}: unknown section; use some of ${SECTIONS.join(",")}`);
       only = new Set(names as Section[]);
     } else if (arg === "--help" || arg === "-h") {
-      process.stdout.write("usage: npm run bench -- [--quick] [--json FILE] [--svg FILE] [--only bulk,pgbench,opentera,latency,memory,peers] [--rows N] [--reps N] [--profile DIR]\n");
+      process.stdout.write("usage: npm run bench -- [--quick] [--json FILE] [--svg FILE] [--only bulk,pgbench,opentera,latency,memory,peers,signing] [--rows N] [--reps N] [--profile DIR]\n");
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}; see --help`);
   }
@@ -125,6 +126,7 @@ class Subscriber {
   firstCommitMs = Number.NaN;
   lastAt = 0;
   lastProperties: Record<string, string> = {};
+  lastPayload: Buffer = Buffer.alloc(0);
   onMessage: ((payload: Buffer, properties: Record<string, string>, at: number) => void) | null = null;
   private wake: (() => void) | null = null;
 
@@ -145,6 +147,7 @@ class Subscriber {
       this.payloadBytes += payload.length;
       this.lastAt = at;
       this.lastProperties = properties;
+      this.lastPayload = payload;
       this.onMessage?.(payload, properties, at);
       this.wake?.();
     });
@@ -586,6 +589,60 @@ class Bench {
     }
   }
 
+  /**
+   * The cost of the stream's signature (--signing-key-file): the same bulk transaction through
+   * `run` unsigned and signed, alternately first, end to end and in `run`'s CPU time per change;
+   * and sign() / verify() alone on a typical message, in-process.
+   */
+  async signing(): Promise<void> {
+    const rows = this.s.rows;
+    const keyFile = join(this.tmp, "signing.key");
+    writeFileSync(keyFile, "bench-signing-key-0123456789abcdef0123456789abcdef\n", { mode: 0o600 });
+    await this.sql("CREATE TABLE bench_signed (id_signed bigint PRIMARY KEY, v int NOT NULL, note text NOT NULL, at timestamptz NOT NULL DEFAULT now())");
+    let nextId = 1;
+    let sample: { topic: string; payload: Buffer; properties: Record<string, string> } | null = null;
+    for (let rep = 0; rep < this.s.reps; rep++) {
+      const order = rep % 2 === 0 ? [false, true] : [true, false];
+      for (const withKey of order) {
+        const slot = `cdc_signing_${withKey ? "on" : "off"}`;
+        const cdc = await this.startTeraCdc(slot, "bench_signed", withKey ? ["--signing-key-file", keyFile] : []);
+        const subscriber = await Subscriber.start(this.broker.url, `${TOPIC_PREFIX}signed`);
+        try {
+          const cpuBefore = cpuSecondsOf(cdc.child.pid!);
+          const from = nextId;
+          nextId += rows;
+          await this.sql(this.bulkInsert("bench_signed", "id_signed", from, nextId - 1));
+          await subscriber.waitForEvents(rows);
+          const cpu = cpuSecondsOf(cdc.child.pid!) - cpuBefore;
+          const id = withKey ? "signed" : "unsigned";
+          const label = withKey ? "signed (--signing-key-file)" : "unsigned";
+          this.results.add(`cdc-sign-${id}`, `tera-cdc bulk 1 tx, 1 event/message, ${label}`, "changes/s", "tera-cdc", this.endToEnd(subscriber, rows));
+          this.results.add(`cpu-sign-${id}`, `tera-cdc CPU per change, ${label}`, "µs", "tera-cdc", (cpu / rows) * 1e6);
+          if (withKey && subscriber.lastProperties.sig === undefined) throw new Error("signed run published a message without sig");
+          if (withKey) sample = { topic: `${TOPIC_PREFIX}signed`, payload: subscriber.lastPayload, properties: subscriber.lastProperties };
+        } finally {
+          await subscriber.close();
+          await this.stopTeraCdc(cdc, slot);
+        }
+      }
+    }
+    if (!sample) return;
+    // sign() and verify() alone, on the last message the signed run published.
+    const key = Buffer.from("bench-signing-key-0123456789abcdef0123456789abcdef");
+    const { sig: _sig, ...plain } = sample.properties;
+    const props = signed(key, sample.topic, sample.payload, plain);
+    const iterations = 100_000;
+    for (const [id, label, work] of [
+      ["sign-us", `sign() alone, ${sample.payload.length} B payload + ${Object.keys(plain).length} properties`, () => sign(key, sample.topic, sample.payload, plain)],
+      ["verify-us", `verify() alone, ${sample.payload.length} B payload + ${Object.keys(plain).length} properties`, () => verify(key, sample.topic, sample.payload, props)],
+    ] as const) {
+      for (let i = 0; i < 5_000; i++) work();
+      const started = performance.now();
+      for (let i = 0; i < iterations; i++) work();
+      this.results.add(id, label, "µs", "tera-cdc", ((performance.now() - started) * 1000) / iterations);
+    }
+  }
+
   summarize(): { figures: Figure[]; ratios: Ratio[]; targets: Target[] } {
     const figures = this.results.figures();
     const byId = new Map(figures.map((f) => [f.id, f]));
@@ -600,6 +657,8 @@ class Bench {
       ratio("(c) tera-cdc 1 event/message / bare mqtt.js QoS 1", byId, "cdc-opentera-single", "bare-opentera"),
       ratio("(c) tera-cdc batched / pg_recvlogical", byId, "cdc-opentera-batched", "recv-opentera"),
       ratio("peers: pgbench tps with trigger / without", byId, "peer-trigger-tps", "peer-plain-tps"),
+      ratio("signing: changes/s signed / unsigned", byId, "cdc-sign-signed", "cdc-sign-unsigned"),
+      ratio("signing: run's CPU per change signed / unsigned", byId, "cpu-sign-signed", "cpu-sign-unsigned"),
       ratio("peers: pgbench tps with tera-cdc streaming / without trigger or CDC", byId, "pgbench-tps-cdc", "peer-plain-tps"),
     ].filter((r): r is Ratio => r !== null);
     const ratioOf = (n: string, d: string) => ratios.find((r) => r.numerator === n && r.denominator === d)?.value;
@@ -612,6 +671,14 @@ class Bench {
     ].filter((t): t is Target => t !== null);
     return { figures, ratios, targets };
   }
+}
+
+/** User + system CPU seconds a process has used so far (/proc/<pid>/stat, clock ticks of 1/100 s). */
+function cpuSecondsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // After the command name: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function main(): Promise<void> {
@@ -629,6 +696,7 @@ async function main(): Promise<void> {
     if (options.only.has("latency")) await bench.latency();
     if (options.only.has("memory")) await bench.memory();
     if (options.only.has("peers")) await bench.peers();
+    if (options.only.has("signing")) await bench.signing();
   } catch (error) {
     failure = error as Error;
   } finally {

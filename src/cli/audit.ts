@@ -105,13 +105,15 @@ export async function auditCommand(argv: string[]): Promise<number> {
   const trail = await AuditTrail.open(config.databaseUrl, config.table);
   let stopping = false;
   let wakeRetry: (() => void) | null = null;
+  // conflicts: positions repeated with other content, found in the table (storedConflicts) or by the client's window.
   const totals = { appended: 0, repeats: 0, snapshotRows: 0, conflicts: 0, deadLettered: 0, unsigned: 0, badSignatures: 0, refusedPositions: 0 };
+  let storedConflicts = 0;
   let subscribed: Promise<Subscription> | null = null;
 
   const count = (outcome: AppendOutcome) => {
     totals.appended += outcome.appended;
     totals.repeats += outcome.repeats;
-    totals.conflicts += outcome.conflicts.length;
+    storedConflicts += outcome.conflicts.length;
     for (const change of outcome.conflicts) {
       logger.error({ table: tableName, model: change.model, lsn: change.lsn, seq: change.seq, topic: change.topic }, "ALERT: this (lsn, seq) is already in the audit table with other content: kept the stored row; a second publisher is writing on the event topics");
     }
@@ -198,9 +200,13 @@ export async function auditCommand(argv: string[]): Promise<number> {
   }
   logger.info({ topics: subscription.topics, table: tableName, clientId: subscription.clientId, mqttUrl: redactUrl(config.mqttUrl) }, "audit sink recording");
 
+  const takeStats = () => {
+    const { unsigned, badSignatures, refusedPositions, conflicts } = subscription.stats;
+    Object.assign(totals, { unsigned, badSignatures, refusedPositions, conflicts: storedConflicts + conflicts });
+  };
   let reported = { ...totals };
   const progress = setInterval(() => {
-    Object.assign(totals, { unsigned: subscription.stats.unsigned, badSignatures: subscription.stats.badSignatures, refusedPositions: subscription.stats.refusedPositions });
+    takeStats();
     if (Object.entries(totals).every(([k, n]) => reported[k as keyof typeof totals] === n)) return;
     logger.info({ table: tableName, ...totals }, "audit progress");
     reported = { ...totals };
@@ -217,7 +223,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
     process.once("SIGTERM", onSignal);
   });
   clearInterval(progress);
-  Object.assign(totals, { unsigned: subscription.stats.unsigned, badSignatures: subscription.stats.badSignatures, refusedPositions: subscription.stats.refusedPositions });
+  takeStats();
   await subscription.close();
   await trail.close();
   logger.info({ table: tableName, ...totals }, "audit sink stopped");

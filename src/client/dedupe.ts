@@ -85,5 +85,11 @@ export class PositionGuard {
   }
 }
 
-/** 16 GiB plus 1 GiB per second: far beyond any PostgreSQL's WAL rate, far below a forged FFFFFFFF/... */
-export const DEFAULT_POSITION_LIMITS = { leadBytes: 16n << 30n, bytesPerSecond: 1n << 30n } as const;
+/**
+ * 1 TiB plus 1 GiB per second: far beyond any PostgreSQL's WAL rate, far below a forged
+ * FFFFFFFF/... The lead is large because the clock is the consumer's: a `run` catching up after a
+ * lag delivers, within a second, changes whose WAL was written over hours (a bulk load of an
+ * unpublished table between two published changes); only a gap of more than 1 TiB between two
+ * consecutive published changes received in quick succession would be refused wrongly.
+ */
+export const DEFAULT_POSITION_LIMITS = { leadBytes: 1n << 40n, bytesPerSecond: 1n << 30n } as const;

@@ -59,7 +59,7 @@ export interface SubscribeOptions {
   readonly signingKey?: Uint8Array;
   /**
    * How far ahead of the newest position seen a message may be: `leadBytes` of WAL plus
-   * `bytesPerSecond` for each second since (default 16 GiB + 1 GiB/s). Further ahead is refused
+   * `bytesPerSecond` for each second since (default 1 TiB + 1 GiB/s). Further ahead is refused
    * (stats.refusedPositions): it cannot come from the database being followed.
    */
   readonly positionLimits?: { readonly leadBytes: bigint; readonly bytesPerSecond: bigint };

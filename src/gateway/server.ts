@@ -42,7 +42,7 @@ export interface GatewayOptions {
   readonly logger: Logger;
   /** When given, only broker messages whose `sig` verifies are taken (src/messages/signature.ts). */
   readonly signingKey?: Uint8Array;
-  /** How far ahead of the newest event one may be (see PositionGuard); default 16 GiB + 1 GiB/s. */
+  /** How far ahead of the newest event one may be (see PositionGuard); default 1 TiB + 1 GiB/s. */
   readonly positionLimits?: { readonly leadBytes: bigint; readonly bytesPerSecond: bigint };
 }
 

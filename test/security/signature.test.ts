@@ -103,25 +103,30 @@ describe("the key file", () => {
     writeFileSync(rules, "models:\n  device: {}\n");
     const short = join(dir, "short.key");
     writeFileSync(short, "tiny-SECRET\n", { mode: 0o600 });
-    for (const [file, expected] of [
+    const commands = [
+      ["run", "--database-url", "postgres://127.0.0.1:1/x", "--mqtt-url", "mqtt://127.0.0.1:1"],
+      ["audit", "--database-url", "postgres://127.0.0.1:1/x", "--mqtt-url", "mqtt://127.0.0.1:1"],
+      ["gateway", "--mqtt-url", "mqtt://127.0.0.1:1", "--rules", rules, "--auth-secret", "gateway-secret-of-at-least-32-bytes-0123456789"],
+    ];
+    const cases = [
       [open, /signing key file .*open\.key can be read by others \(mode 0644\): run "chmod 600 /],
       [short, /holds 11 bytes, fewer than 32/],
       [join(dir, "missing.key"), /cannot be read \(ENOENT\)/],
-    ] as const) {
-      for (const command of [
-        ["run", "--database-url", "postgres://127.0.0.1:1/x", "--mqtt-url", "mqtt://127.0.0.1:1"],
-        ["audit", "--database-url", "postgres://127.0.0.1:1/x", "--mqtt-url", "mqtt://127.0.0.1:1"],
-        ["gateway", "--mqtt-url", "mqtt://127.0.0.1:1", "--rules", rules, "--auth-secret", "gateway-secret-of-at-least-32-bytes-0123456789"],
-      ]) {
-        const { child, output } = runCli([...command, "--signing-key-file", file]);
-        expect(await exited(child)).toBe(2);
-        const { stderr } = output();
-        expect(stderr).toMatch(expected);
-        expect(stderr).not.toMatch(/SECRET|a-secret-key-value/);
-        expect(stderr.trim().split("\n")).toHaveLength(1);
-      }
-    }
-  });
+    ] as const;
+    // All at once: each is a Node start-up, slow on a busy machine.
+    await Promise.all(
+      cases.flatMap(([file, expected]) =>
+        commands.map(async (command) => {
+          const { child, output } = runCli([...command, "--signing-key-file", file]);
+          expect(await exited(child, 120_000)).toBe(2);
+          const { stderr } = output();
+          expect(stderr).toMatch(expected);
+          expect(stderr).not.toMatch(/SECRET|a-secret-key-value/);
+          expect(stderr.trim().split("\n")).toHaveLength(1);
+        }),
+      ),
+    );
+  }, 180_000);
 });
 
 describe("a real run with --signing-key-file", () => {
