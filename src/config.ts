@@ -298,8 +298,9 @@ export const RUN_SETTINGS: readonly SettingSpec[] = [
   { name: "snapshot-chunk-size", env: "TERA_CDC_SNAPSHOT_CHUNK_SIZE", kind: { type: "int", min: 1, max: 50000 }, default: 2048, help: "rows a snapshot reads per chunk (between two watermarks)" },
   { name: "snapshot-models", env: "TERA_CDC_SNAPSHOT_MODELS", kind: { type: "list" }, help: "models an RPC caller may snapshot (default: every published model)" },
   { name: "preset", env: "TERA_CDC_PRESET", kind: { type: "enum", values: ["opentera"] }, help: "tables, model names and published columns of a known schema (opentera: OpenTera's own events, its secrets withheld); your table settings override it" },
-  { name: "data-dir", env: "TERA_CDC_DATA_DIR", kind: { type: "string" }, default: ".tera-cdc", help: "folder of the embedded PostgreSQL and broker ports, used when no database or broker URL is given" },
+  { name: "data-dir", env: "TERA_CDC_DATA_DIR", kind: { type: "string" }, default: ".tera-cdc", help: "folder of the stream record (slot-<slot>.json: where the slot's stream came from; keep it across restarts) and of the embedded PostgreSQL and broker" },
   { name: "embedded-broker", env: "TERA_CDC_EMBEDDED_BROKER", kind: { type: "enum", values: ["auto", "mosquitto", "aedes"] }, default: "auto", help: "broker started when no --mqtt-url is given: auto (Mosquitto, MQTT 5, when installed, else aedes), mosquitto, or aedes (MQTT 3.1.1: no lsn/seq)" },
+  { name: "start-afresh", env: "TERA_CDC_START_AFRESH", kind: { type: "bool" }, default: false, help: "create a new slot although the recorded one is gone or belongs to another server (what was committed meanwhile is not published; logged); use once" },
 ];
 
 /**

@@ -14,8 +14,9 @@ import { PipelineStats } from "./pipeline/stats.js";
 import { MqttSink } from "./sinks/mqtt/sink.js";
 import { CatalogReader } from "./source/catalog.js";
 import { FatalError, isConnectionError } from "./errors.js";
-import { formatLsn, type Lsn } from "./lsn.js";
+import { formatLsn, type Lsn, parseLsn } from "./lsn.js";
 import { type Query, withDatabase } from "./source/database.js";
+import { OriginGuard } from "./source/origin.js";
 import { ReplicationStream } from "./source/replication.js";
 import { prepareDatabase, slotHolder, type TableRef } from "./source/setup.js";
 import { persistConfirmedPosition, slotConfirmedPosition } from "./source/slot-position.js";
@@ -52,6 +53,10 @@ export interface ServiceConfig {
   readonly tableSettings: Readonly<Record<string, TableSettings>>;
   /** Signs every published message (src/messages/signature.ts); needs an MQTT 5 broker. */
   readonly signingKey?: Uint8Array;
+  /** Folder of the stream record (src/source/origin.ts). */
+  readonly dataDir: string;
+  /** Create a new slot even though the recorded one is gone or belongs to another server (logged). */
+  readonly startAfresh?: boolean;
 }
 
 type State = "starting" | "standby" | "streaming" | "reconnecting" | "stopping" | "stopped";
@@ -59,6 +64,8 @@ type State = "starting" | "standby" | "streaming" | "reconnecting" | "stopping" 
 const MAX_RECONNECT_DELAY_MS = 30_000;
 /** How long a clean stop waits for the broker to acknowledge what is in flight. */
 const STOP_DRAIN_MS = 10_000;
+/** How often the stream record takes the confirmed position. */
+const ORIGIN_SAVE_MS = 5_000;
 /** How long closing the broker connections may take at exit. */
 const CLOSE_WAIT_MS = 2_000;
 
@@ -89,6 +96,8 @@ export class CdcService {
   private slotCreated = false;
   /** Whether a replication stream ever started: only then is there a confirmed position to persist at a stop. */
   private streamed = false;
+  /** Where this slot's stream came from: refuses a silent new slot (src/source/origin.ts). */
+  private origin: OriginGuard | null = null;
 
   constructor(
     private readonly config: ServiceConfig,
@@ -123,9 +132,22 @@ export class CdcService {
       }).text);
     }
     this.logger.info({ database: redactUrl(c.databaseUrl), broker: redactUrl(c.mqttUrl), slot: c.slot, publication: c.publication }, "starting");
+    let originTimer: NodeJS.Timeout | undefined;
     try {
+      const origin = new OriginGuard(c.dataDir, c.slot, c.startAfresh === true, {
+        warn: (message) => this.logger.warn(message),
+        info: (message) => this.logger.info(message),
+      });
+      this.origin = origin;
       const prepared = await this.withDatabase(async (query) => {
-        const result = await prepareDatabase(query, { slot: c.slot, publication: c.publication, tables: c.tables });
+        const result = await prepareDatabase(query, {
+          slot: c.slot,
+          publication: c.publication,
+          tables: c.tables,
+          beforeSlot: (slotNow) => origin.check(c.databaseUrl, slotNow),
+        });
+        const confirmed = (await query("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1", [c.slot])).rows[0]?.lsn;
+        if (confirmed) origin.save(parseLsn(confirmed));
         this.types.add(await new CatalogReader(query).types());
         return result;
       });
@@ -171,8 +193,18 @@ export class CdcService {
         figures: () => ({ state: this.state, ...this.figures() }),
         logger: this.logger,
       });
+      originTimer = setInterval(() => {
+        try {
+          origin.save(this.stats.confirmedLsn);
+        } catch (error) {
+          this.logger.warn(oneLine(error as Error));
+        }
+      }, ORIGIN_SAVE_MS);
+      originTimer.unref();
       await this.streamUntilStopped();
+      origin.save(this.stats.confirmedLsn);
     } finally {
+      clearInterval(originTimer);
       this.state = "stopped";
       // Bounded: closing an MQTT client gracefully waits for a broker that may be away.
       await Promise.race([this.snapshots?.close().catch(() => {}), new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS))]);
@@ -243,6 +275,11 @@ export class CdcService {
       });
       const error = await Promise.race([ended, this.stopped]);
       if (error === "stop") break;
+      // The slot vanished under the stream (dropped; or a failover to a server without it): stop and say what may be missed.
+      if ((error as { code?: string }).code === "42704" && this.origin) {
+        const confirmed = await this.tearDownStream();
+        throw await this.origin.slotGone(c.databaseUrl, confirmed);
+      }
       if (error instanceof FatalError) throw error;
       if (isSlotInUse(error)) {
         this.logger.info("slot taken by another instance: waiting as a standby");

@@ -103,6 +103,8 @@ export function runConfig(
     snapshotModels: (v["snapshot-models"] as string[] | undefined) ?? [],
     tableSettings,
     signingKey: signingKeyOf(v),
+    dataDir: v["data-dir"] as string,
+    startAfresh: v["start-afresh"] === true,
   };
   return { config, logLevel: v["log-level"] as LogLevel, logToMqtt: v["log-to-mqtt"] === true, embedded, preset };
 }

@@ -1,16 +1,17 @@
-import { FatalError } from "../errors.js";
+import { ConfigError } from "../errors.js";
 import type { Query } from "./database.js";
 import type pg from "pg";
 import type { RelationColumn, RelationMessage, ReplicaIdentity } from "../decode/pgoutput.js";
 import { quoteIdent, quoteLiteral } from "./replication.js";
+import { type Lsn, parseLsn } from "../lsn.js";
 
 export interface TableRef {
   readonly schema: string;
   readonly table: string;
 }
 
-/** A prerequisite that is not met: the message names the problem and the fix, on one line. */
-export class PrerequisiteError extends FatalError {
+/** A prerequisite that is not met: the message names the problem and the fix, on one line (exit 2). */
+export class PrerequisiteError extends ConfigError {
   override readonly name = "PrerequisiteError";
 }
 
@@ -38,6 +39,11 @@ export interface PrepareOptions {
   readonly publication: string;
   /** Tables to publish; when absent the publication must exist and its tables are used. */
   readonly tables?: readonly TableRef[];
+  /**
+   * Called with the slot as it is now (null: none) before it is used or created; throws to refuse
+   * (src/source/origin.ts: never silently start over on a new slot).
+   */
+  readonly beforeSlot?: (slot: { database: string | null; confirmedLsn: Lsn | null } | null) => void | Promise<void>;
 }
 
 export interface PreparedDatabase {
@@ -47,6 +53,25 @@ export interface PreparedDatabase {
   readonly applied: readonly string[];
 }
 
+
+/** The oldest PostgreSQL major version tera-cdc streams from. */
+export const MINIMUM_SERVER_VERSION = 14;
+
+/**
+ * PostgreSQL 13's pgoutput has no `messages` option (logical decoding messages, the snapshot
+ * watermarks): START_REPLICATION fails on every attempt. No catalog feature tells whether pgoutput
+ * takes an option, so this one check reads the server's version number.
+ */
+export async function checkServerVersion(query: Query): Promise<number> {
+  const row = (await query("SELECT current_setting('server_version_num')::int AS num, current_setting('server_version') AS text")).rows[0];
+  const num = row.num as number;
+  if (num < MINIMUM_SERVER_VERSION * 10_000) {
+    throw new PrerequisiteError(
+      `PostgreSQL ${String(row.text).split(" ")[0]} is not supported: tera-cdc needs PostgreSQL ${MINIMUM_SERVER_VERSION} or later (pgoutput's messages option); upgrade the server`,
+    );
+  }
+  return num;
+}
 
 export async function checkWalLevel(query: Query): Promise<void> {
   const level = (await query("SHOW wal_level")).rows[0]?.wal_level as string;
@@ -134,6 +159,7 @@ export async function describeTable(query: Query, ref: TableRef): Promise<Publis
  * publication for the configured tables and the slot. Refuses tables PostgreSQL would break.
  */
 export async function prepareDatabase(query: Query, options: PrepareOptions): Promise<PreparedDatabase> {
+  await checkServerVersion(query);
   await checkWalLevel(query);
   await checkReplicationRole(query);
   const applied: string[] = [];
@@ -166,10 +192,18 @@ export async function prepareDatabase(query: Query, options: PrepareOptions): Pr
     }
   }
 
-  const slot = await query("SELECT plugin, slot_type FROM pg_replication_slots WHERE slot_name = $1", [options.slot]);
+  const slot = await query(
+    "SELECT plugin, slot_type, database, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1",
+    [options.slot],
+  );
+  const found = slot.rows[0];
+  await options.beforeSlot?.(found ? { database: found.database, confirmedLsn: found.confirmed ? parseLsn(found.confirmed) : null } : null);
   let slotCreated = false;
   if (slot.rowCount === 0) {
-    const sql = `SELECT pg_create_logical_replication_slot(${quoteLiteral(options.slot)}, 'pgoutput')`;
+    // A failover slot (PostgreSQL 17+) is synchronised to standbys that set sync_replication_slots,
+    // so it survives a promotion (docs/operations.md). Not on a standby: only a primary's slot can be one.
+    const failover = (await canCreateFailoverSlot(query)) ? ", false, false, true" : "";
+    const sql = `SELECT pg_create_logical_replication_slot(${quoteLiteral(options.slot)}, 'pgoutput'${failover})`;
     try {
       await query(sql);
       applied.push(sql);
@@ -184,6 +218,17 @@ export async function prepareDatabase(query: Query, options: PrepareOptions): Pr
     );
   }
   return { tables, slotCreated, applied };
+}
+
+/** Whether a slot created here can be a failover slot: the function takes `failover` (17+) and this server is a primary. */
+export async function canCreateFailoverSlot(query: Query): Promise<boolean> {
+  const row = (
+    await query(
+      `SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'pg_create_logical_replication_slot' AND 'failover' = ANY(proargnames)) AS takes,
+              pg_is_in_recovery() AS standby`,
+    )
+  ).rows[0];
+  return row.takes === true && row.standby === false;
 }
 
 /** Whether another process streams from the slot now (then this instance is a standby). */

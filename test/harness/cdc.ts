@@ -1,4 +1,6 @@
 import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, waitFor } from "./ports.js";
 import { exited, spawnTracked } from "./processes.js";
@@ -18,13 +20,35 @@ export interface CdcProcess {
   kill(): Promise<void>;
 }
 
+const dataDirs = new Map<string, string>();
+process.on("exit", () => {
+  for (const dir of dataDirs.values()) rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * `run` keeps its stream record in --data-dir (default ./.tera-cdc): each database a test streams
+ * from gets a folder of its own for this test process, so that a restart of tera-cdc finds its
+ * record again while tests on other clusters (the same slot name, another system) do not share it.
+ * A --data-dir or TERA_CDC_DATA_DIR given by the test wins.
+ */
+function dataDirFor(args: string[]): string {
+  const at = args.indexOf("--database-url");
+  const key = at >= 0 ? (args[at + 1] ?? "") : "";
+  let dir = dataDirs.get(key);
+  if (!dir) {
+    dir = mkdtempSync(join(tmpdir(), "tera-cdc-data-"));
+    dataDirs.set(key, dir);
+  }
+  return dir;
+}
+
 /**
  * Runs the real command as a user does, `bin/tera-cdc.js <args>` through its shebang (so with the
  * same Node flags), on the dist/ that test/global-setup.ts built from the current sources.
  */
 export function runCli(args: string[], env: Record<string, string> = {}): { child: ChildProcess; output: () => { stdout: string; stderr: string } } {
   const child = spawnTracked(BIN, args, {
-    env: { ...process.env, ...env, TERA_CDC_LOG_LEVEL: env.TERA_CDC_LOG_LEVEL ?? "info" },
+    env: { ...process.env, TERA_CDC_DATA_DIR: dataDirFor(args), ...env, TERA_CDC_LOG_LEVEL: env.TERA_CDC_LOG_LEVEL ?? "info" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";

@@ -8,7 +8,26 @@ import { freePort, waitFor } from "./ports.js";
 import { startServerContainer, useContainers } from "./containers.js";
 import { exited, spawnTracked } from "./processes.js";
 
-const PG_BIN = process.env.TERA_CDC_PG_BIN ?? "/usr/lib/postgresql/15/bin";
+/** PostgreSQL major versions whose binaries are devDependencies (npm aliases pg13 … pg18, package.json). */
+export const PG_VERSIONS = [13, 14, 15, 16, 17, 18] as const;
+export type PgVersion = (typeof PG_VERSIONS)[number];
+
+/**
+ * The binaries a cluster is started from: `TERA_CDC_TEST_PG=17` (what `npm run test:versions` sets)
+ * picks the npm package of that major version; otherwise TERA_CDC_PG_BIN or Debian's PostgreSQL 15.
+ */
+export function postgresBinaries(version: PgVersion | undefined = selectedVersion()): string {
+  if (version === undefined) return process.env.TERA_CDC_PG_BIN ?? "/usr/lib/postgresql/15/bin";
+  return join(import.meta.dirname, "..", "..", "node_modules", `pg${version}`, "native", "bin");
+}
+
+function selectedVersion(): PgVersion | undefined {
+  const text = process.env.TERA_CDC_TEST_PG;
+  if (!text) return undefined;
+  const version = Number(text) as PgVersion;
+  if (!PG_VERSIONS.includes(version)) throw new Error(`TERA_CDC_TEST_PG=${text}: expected one of ${PG_VERSIONS.join(", ")}`);
+  return version;
+}
 
 export interface PostgresServer {
   readonly url: string;
@@ -28,10 +47,12 @@ export interface PostgresOptions {
   readonly walLevel?: "logical" | "replica";
   /** Extra `-c name=value` settings. */
   readonly settings?: Record<string, string>;
+  /** Major version (binaries from node_modules/pgNN); default TERA_CDC_TEST_PG, else Debian's 15. */
+  readonly version?: PgVersion;
 }
 
 /**
- * A throwaway PostgreSQL 15 for one test file: its own data directory and a free port,
+ * A throwaway PostgreSQL (15, or the version asked for) for one test file: its own data directory and a free port,
  * `wal_level=logical` unless asked otherwise. A Docker engine would be used through
  * testcontainers where one exists; this machine has none, so a local cluster is started as the
  * `postgres` user (initdb refuses root).
@@ -46,14 +67,15 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     max_connections: "100",
     ...options.settings,
   };
-  if (await useContainers()) return startPostgresContainer(settings);
+  const bin = postgresBinaries(options.version ?? selectedVersion());
+  if (await useContainers()) return startPostgresContainer(settings, options.version ?? selectedVersion() ?? 15);
   const root = mkdtempSync(join(tmpdir(), "tera-cdc-pg-"));
   const dataDir = join(root, "data");
   const asRoot = process.getuid?.() === 0;
   const uid = asRoot ? Number(execFileSync("id", ["-u", "postgres"]).toString()) : undefined;
   const gid = asRoot ? Number(execFileSync("id", ["-g", "postgres"]).toString()) : undefined;
   if (asRoot) chownSync(root, uid!, gid!);
-  execFileSync(join(PG_BIN, "initdb"), ["-D", dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"], {
+  execFileSync(join(bin, "initdb"), ["-D", dataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"], {
     uid,
     gid,
     stdio: "pipe",
@@ -65,7 +87,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   let log = "";
   const start = async () => {
     const args = ["-D", dataDir, "-p", String(port), ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])];
-    child = spawnTracked(join(PG_BIN, "postgres"), args, { uid, gid, stdio: ["ignore", "pipe", "pipe"] });
+    child = spawnTracked(join(bin, "postgres"), args, { uid, gid, stdio: ["ignore", "pipe", "pipe"] });
     child.stderr?.on("data", (d: Buffer) => {
       log = (log + d.toString()).slice(-20_000);
     });
@@ -98,10 +120,10 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   });
 }
 
-async function startPostgresContainer(settings: Record<string, string>): Promise<PostgresServer> {
+async function startPostgresContainer(settings: Record<string, string>, version: number): Promise<PostgresServer> {
   const flags = Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`).join(" ");
   const container = await startServerContainer({
-    image: "postgres:15",
+    image: `postgres:${version}`,
     port: 5432,
     env: { POSTGRES_HOST_AUTH_METHOD: "trust" },
     serve: `docker-entrypoint.sh postgres ${flags}`,

@@ -155,7 +155,8 @@ describe("tera-cdc run", () => {
   it("refuses a table without primary key or replica identity and does not publish it", async () => {
     await pg.query("CREATE TABLE t_bare (a int, b text)");
     const { child, output } = runCli(["run", "--database-url", pg.url, "--mqtt-url", broker.url, "--tables", "t_bare", "--slot", "slot_bare", "--publication", "pub_bare"]);
-    expect(await exited(child)).toBe(1);
+    // A prerequisite the database does not meet is bad input: exit 2.
+    expect(await exited(child)).toBe(2);
     const lines = output().stderr.trim().split("\n");
     expect(lines.at(-1)).toMatch(/^tera-cdc run: table public\.t_bare has no primary key and no replica identity.*REPLICA IDENTITY FULL/);
     const published = await pg.query("SELECT 1 FROM pg_publication WHERE pubname = 'pub_bare'");
@@ -213,7 +214,7 @@ describe("tera-cdc run start-up errors", () => {
     try {
       await replica.query("CREATE TABLE t_x (id_x int PRIMARY KEY)");
       const { child, output } = runCli(["run", "--database-url", replica.url, "--mqtt-url", broker.url, "--tables", "t_x"]);
-      expect(await exited(child)).toBe(1);
+      expect(await exited(child)).toBe(2);
       expect(output().stderr.trim().split("\n").at(-1)).toMatch(/^tera-cdc run: wal_level is "replica", logical replication needs "logical": run ALTER SYSTEM SET wal_level = logical/);
     } finally {
       await replica.close();
