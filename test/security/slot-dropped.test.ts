@@ -74,7 +74,7 @@ describe("a dropped slot is never silently replaced", () => {
     } finally {
       await consumer.close();
     }
-  });
+  }, 240_000);
 
   it("dropped under a running tera-cdc (walsender terminated, slot dropped): it stops with the same message instead of reconnecting forever or recreating it", async () => {
     await db.query("CREATE TABLE dropped_b (id int PRIMARY KEY)");
@@ -99,5 +99,5 @@ describe("a dropped slot is never silently replaced", () => {
     } finally {
       cdc.child.kill("SIGKILL");
     }
-  });
+  }, 120_000);
 });
