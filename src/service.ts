@@ -20,6 +20,7 @@ import { OriginGuard } from "./source/origin.js";
 import { ReplicationStream } from "./source/replication.js";
 import { prepareDatabase, slotHolder, type TableRef } from "./source/setup.js";
 import { persistConfirmedPosition, slotConfirmedPosition } from "./source/slot-position.js";
+import { DEFAULT_RPC_POLICY, type RpcPolicy } from "./rpc/dispatch.js";
 import { SnapshotFeature } from "./snapshot/index.js";
 
 export interface ServiceConfig {
@@ -44,12 +45,15 @@ export interface ServiceConfig {
   readonly batchBytes: number;
   readonly standbyPollMs: number;
   readonly statusIntervalMs: number;
-  /** Snapshots and RPC (src/snapshot, docs/snapshots.md); absent: module tera-cdc, RPC on, no initial snapshot. */
+  /** Snapshots and RPC (src/snapshot, docs/snapshots.md, docs/security.md); absent: module tera-cdc, RPC off, no initial snapshot. */
   readonly moduleName?: string;
   readonly rpc?: boolean;
+  readonly rpcPolicy?: RpcPolicy;
   readonly snapshotInitial?: boolean;
   readonly snapshotChunkSize?: number;
   readonly snapshotModels?: readonly string[];
+  readonly snapshotMaxRunning?: number;
+  readonly snapshotStatementTimeoutMs?: number;
   readonly tableSettings: Readonly<Record<string, TableSettings>>;
   /** Signs every published message (src/messages/signature.ts); needs an MQTT 5 broker. */
   readonly signingKey?: Uint8Array;
@@ -180,9 +184,12 @@ export class CdcService {
         slot: c.slot,
         publication: c.publication,
         chunkSize: c.snapshotChunkSize ?? 2048,
+        statementTimeoutMs: c.snapshotStatementTimeoutMs ?? 60_000,
+        maxRunning: c.snapshotMaxRunning ?? 2,
         moduleName: c.moduleName ?? "tera-cdc",
         allowedModels: c.snapshotModels ?? [],
-        rpc: c.rpc ?? true,
+        rpc: c.rpc ?? false,
+        rpcPolicy: c.rpcPolicy ?? DEFAULT_RPC_POLICY,
         mqttUrl: c.mqttUrl,
         mqttOptions: {
           clientId: `${c.mqttClientId ?? `tera-cdc-${c.slot}`}-rpc-${randomBytes(4).toString("hex")}`,

@@ -101,6 +101,13 @@ export function runConfig(
     snapshotInitial: v.snapshot === "initial",
     snapshotChunkSize: v["snapshot-chunk-size"] as number,
     snapshotModels: (v["snapshot-models"] as string[] | undefined) ?? [],
+    snapshotMaxRunning: v["snapshot-max-running"] as number,
+    snapshotStatementTimeoutMs: (v["snapshot-statement-timeout"] as number) * 1000,
+    rpcPolicy: {
+      replyPrefixes: v["rpc-reply-prefixes"] as string[],
+      operatorPrefixes: v["rpc-operator-prefixes"] as string[],
+      maxRequestBytes: v["rpc-max-request-bytes"] as number,
+    },
     tableSettings,
     signingKey: signingKeyOf(v),
     dataDir: v["data-dir"] as string,

@@ -3,19 +3,22 @@ import mqtt, { type MqttClient } from "mqtt";
 import { ConfigError, mqttCredentials, parseSettings, type SettingSpec } from "../config.js";
 import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
 import { encodeMessage, moduleRpcTopic, toMqttTopic, type Value } from "../messages/index.js";
+import { FilterError, parseFriendlyFilter } from "../snapshot/filter.js";
 import { formatSeconds, progressLine, progressTopic, type SnapshotReport } from "../snapshot/protocol.js";
 import { helpText } from "./help.js";
 
-const USAGE = "Usage: tera-cdc snapshot <model> [--where SQL] [--mqtt-url URL] [--module-name NAME] [--json]";
+const USAGE = "Usage: tera-cdc snapshot <model> [--where CONDITIONS] [--mqtt-url URL] [--module-name NAME] [--json]";
 const EXAMPLES = [
   "tera-cdc snapshot device --mqtt-url mqtt://broker:1883",
   "tera-cdc snapshot device --where \"id_site = 3\" --json",
+  "tera-cdc snapshot session --where \"session_status in (1, 2) and id_creator_user is not null\"",
 ];
 
 export const SNAPSHOT_SETTINGS: readonly SettingSpec[] = [
   { name: "mqtt-url", env: "TERA_CDC_MQTT_URL", kind: { type: "url", schemes: ["mqtt", "mqtts", "ws", "wss", "tcp", "ssl"] }, help: "MQTT broker URL" },
   { name: "module-name", env: "TERA_CDC_MODULE_NAME", kind: { type: "string" }, default: "tera-cdc", help: "module name of the tera-cdc to ask (its RPC topic is module/<name>/rpc)" },
-  { name: "where", kind: { type: "string" }, help: "SQL condition: only rows matching it are snapshotted" },
+  { name: "where", kind: { type: "string" }, help: "only rows matching: conditions joined by and, each column =, <>, <, <=, >, >= a value, column in (v, ...), column is [not] null; values are numbers, 'text', true, false (not SQL: tera-cdc checks each column)" },
+  { name: "reply-prefix", env: "TERA_CDC_REPLY_PREFIX", kind: { type: "string" }, default: "tera-cdc/cli/", help: "prefix of this command's reply topic (one of tera-cdc's rpc-reply-prefixes; the broker ACL should let only you read it)" },
   { name: "json", kind: { type: "bool" }, default: false, help: "print the final report as JSON on stdout, no progress bar" },
   { name: "timeout", env: "TERA_CDC_SNAPSHOT_TIMEOUT", kind: { type: "int", min: 1, max: 86400 }, default: 3600, help: "seconds to wait for the snapshot to end" },
   { name: "mqtt-username", env: "TERA_CDC_MQTT_USERNAME", kind: { type: "string" }, help: "broker user name" },
@@ -57,7 +60,16 @@ export async function snapshotCommand(argv: string[]): Promise<number> {
   const moduleName = v["module-name"] as string;
   const json = v.json === true;
   const clientId = `tera-cdc-snapshot-${randomBytes(4).toString("hex")}`;
-  const replyTopic = `tera-cdc/cli/${clientId}/reply`;
+  const replyTopic = `${v["reply-prefix"] as string}${clientId}/reply`;
+  let filter: string | null = null;
+  if (typeof v.where === "string") {
+    try {
+      filter = JSON.stringify(parseFriendlyFilter(v.where));
+    } catch (error) {
+      if (error instanceof FilterError) throw new ConfigError(`setting where: ${error.message}`);
+      throw error;
+    }
+  }
   const rpcTopic = toMqttTopic(moduleRpcTopic(moduleName));
   const client = await mqtt.connectAsync(v["mqtt-url"] as string, {
     protocolVersion: 5,
@@ -68,7 +80,7 @@ export async function snapshotCommand(argv: string[]): Promise<number> {
     ...mqttCredentials(v),
   });
   try {
-    return await follow(client, { model, where: (v.where as string | undefined) ?? null, json, moduleName, replyTopic, rpcTopic, timeoutMs: (v.timeout as number) * 1000 });
+    return await follow(client, { model, filter, json, moduleName, replyTopic, rpcTopic, timeoutMs: (v.timeout as number) * 1000 });
   } finally {
     await client.endAsync(true).catch(() => {});
   }
@@ -76,7 +88,7 @@ export async function snapshotCommand(argv: string[]): Promise<number> {
 
 async function follow(
   client: MqttClient,
-  o: { model: string; where: string | null; json: boolean; moduleName: string; replyTopic: string; rpcTopic: string; timeoutMs: number },
+  o: { model: string; filter: string | null; json: boolean; moduleName: string; replyTopic: string; rpcTopic: string; timeoutMs: number },
 ): Promise<number> {
   const pending = new Map<number, (reply: Reply) => void>();
   const reports = new Map<number, SnapshotReport>();
@@ -118,7 +130,7 @@ async function follow(
     });
   };
 
-  const started = await call("snapshot", o.where ? [stringValue(o.model), stringValue(o.where)] : [stringValue(o.model)]);
+  const started = await call("snapshot", o.filter ? [stringValue(o.model), stringValue(o.filter)] : [stringValue(o.model)]);
   if (started.error !== undefined) {
     process.stderr.write(`tera-cdc snapshot: ${started.error}\n`);
     return 1;

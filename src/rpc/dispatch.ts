@@ -1,4 +1,5 @@
 import { decodeRPCMessage, toMqttTopic, type Value } from "../messages/index.js";
+import { failureTag, type PublicFailure, publicFailure } from "../ops/failure.js";
 
 /**
  * OpenTera RPC, the pure part: decode an RPCMessage, check its method and `Value` arguments, and
@@ -13,8 +14,18 @@ export class RpcError extends Error {
 
 export type ArgValue = string | number | boolean | bigint | Uint8Array | null;
 
+/**
+ * Who asked, as far as MQTT lets tera-cdc know: the reply topic the answer goes to. With the
+ * broker ACL of docs/security.md only its owner reads that topic, so it stands for the caller.
+ */
+export interface RpcCaller {
+  readonly replyTopic: string;
+  /** The reply topic is under an operator prefix (setting rpc-operator-prefixes). */
+  readonly operator: boolean;
+}
+
 /** A method: its arguments, checked with the helpers of `RpcArgs`; the return value is sent as JSON. */
-export type RpcMethod = (args: RpcArgs) => Promise<unknown>;
+export type RpcMethod = (args: RpcArgs, caller: RpcCaller) => Promise<unknown>;
 
 export interface RpcMethodSpec {
   readonly handler: RpcMethod;
@@ -99,11 +110,30 @@ export function replyTopicOf(replyTo: string): string | null {
 }
 
 export interface RpcOutcome {
-  /** Where to publish the reply; null when the request cannot be answered (no reply_to). */
+  /** Where to publish the reply; null when the request is not answered (no usable or allowed reply_to). */
   readonly topic: string | null;
   readonly reply: string;
   readonly method: string;
   readonly ok: boolean;
+  /** An unexpected failure: its whole message for the log line, found by the reference the caller got. */
+  readonly internal?: PublicFailure;
+}
+
+/** Who may ask and where answers may go (docs/security.md). */
+export interface RpcPolicy {
+  /** Largest request accepted, in bytes; a larger one is dropped unread. */
+  readonly maxRequestBytes: number;
+  /** MQTT topic prefixes a reply may be published under; any other reply_to is refused. */
+  readonly replyPrefixes: readonly string[];
+  /** Reply topic prefixes of operators: they see and cancel every snapshot. */
+  readonly operatorPrefixes: readonly string[];
+}
+
+/** The defaults of `tera-cdc run` (settings rpc-*): replies only to the snapshot command's topics, no operators. */
+export const DEFAULT_RPC_POLICY: RpcPolicy = { maxRequestBytes: 16384, replyPrefixes: ["tera-cdc/cli/"], operatorPrefixes: [] };
+
+function under(topic: string, prefixes: readonly string[]): boolean {
+  return prefixes.some((prefix) => prefix !== "" && topic.startsWith(prefix));
 }
 
 /** JSON with 64-bit ids and counters as numbers when safe, strings otherwise. */
@@ -111,24 +141,39 @@ export function replyJson(value: unknown): string {
   return JSON.stringify(value, (_key, v) => (typeof v === "bigint" ? (Number.isSafeInteger(Number(v)) ? Number(v) : v.toString()) : v));
 }
 
-/** Decodes and runs one request; never throws (a failing method becomes an error reply). */
-export async function handleRpc(bytes: Uint8Array, methods: Readonly<Record<string, RpcMethodSpec>>): Promise<RpcOutcome> {
+/**
+ * Decodes and runs one request; never throws (a failing method becomes an error reply). A
+ * request over the size limit is not decoded; one whose reply_to is outside the allowed prefixes
+ * is not run (tera-cdc never publishes where a caller points it, event topics included).
+ */
+export async function handleRpc(bytes: Uint8Array, methods: Readonly<Record<string, RpcMethodSpec>>, policy: RpcPolicy): Promise<RpcOutcome> {
+  if (bytes.length > policy.maxRequestBytes) {
+    return { topic: null, reply: replyJson({ id: 0, error: `request of ${bytes.length} bytes is over the limit of ${policy.maxRequestBytes} (setting rpc-max-request-bytes)` }), method: "", ok: false };
+  }
   const decoded = decodeRPCMessage(bytes);
   if (!decoded.ok) {
     return { topic: null, reply: replyJson({ id: 0, error: `not an RPCMessage: ${decoded.error.message}` }), method: "", ok: false };
   }
   const request = decoded.message;
+  const method = request.method.slice(0, 64);
   const topic = replyTopicOf(request.replyTo);
+  if (topic !== null && !under(topic, policy.replyPrefixes)) {
+    const error = `reply_to ${JSON.stringify(topic.slice(0, 200))} is not under an allowed prefix (${policy.replyPrefixes.join(", ")}; setting rpc-reply-prefixes): not answered`;
+    return { topic: null, reply: replyJson({ id: request.id, error }), method, ok: false };
+  }
   const spec = Object.hasOwn(methods, request.method) ? methods[request.method] : undefined;
   if (!spec) {
-    const error = `unknown method "${request.method}": available are ${Object.values(methods).map((m) => m.signature).join(", ")}`;
-    return { topic, reply: replyJson({ id: request.id, error }), method: request.method, ok: false };
+    const error = `unknown method "${method}": available are ${Object.values(methods).map((m) => m.signature).join(", ")}`;
+    return { topic, reply: replyJson({ id: request.id, error }), method, ok: false };
   }
+  if (topic === null) return { topic, reply: replyJson({ id: request.id, error: "no usable reply_to" }), method, ok: false };
   try {
-    const value = await spec.handler(new RpcArgs(request.args, spec.signature));
-    return { topic, reply: replyJson({ id: request.id, return_value: value ?? null }), method: request.method, ok: true };
+    const value = await spec.handler(new RpcArgs(request.args, spec.signature), { replyTopic: topic, operator: under(topic, policy.operatorPrefixes) });
+    return { topic, reply: replyJson({ id: request.id, return_value: value ?? null }), method, ok: true };
   } catch (error) {
-    const message = error instanceof RpcError ? error.message : `${request.method} failed: ${(error as Error).message.split("\n")[0]}`;
-    return { topic, reply: replyJson({ id: request.id, error: message }), method: request.method, ok: false };
+    if (error instanceof RpcError) return { topic, reply: replyJson({ id: request.id, error: error.message }), method, ok: false };
+    // Never the error's own text: a database error can quote values the caller may not read.
+    const failure = publicFailure(error);
+    return { topic, reply: replyJson({ id: request.id, error: `${method} failed ${failureTag(failure)}` }), method, ok: false, internal: failure };
   }
 }

@@ -1,7 +1,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { moduleRpcTopic, toMqttTopic } from "../messages/index.js";
 import type { Logger } from "../ops/log.js";
-import { handleRpc, type RpcMethodSpec } from "./dispatch.js";
+import { handleRpc, type RpcMethodSpec, type RpcPolicy } from "./dispatch.js";
 
 export interface RpcServerOptions {
   readonly url: string;
@@ -9,6 +9,7 @@ export interface RpcServerOptions {
   readonly moduleName: string;
   readonly clientOptions: IClientOptions;
   readonly methods: Readonly<Record<string, RpcMethodSpec>>;
+  readonly policy: RpcPolicy;
   readonly logger: Logger;
 }
 
@@ -58,13 +59,14 @@ export class RpcServer {
   }
 
   private async answer(payload: Buffer): Promise<void> {
-    const outcome = await handleRpc(payload, this.options.methods);
+    const outcome = await handleRpc(payload, this.options.methods, this.options.policy);
     const log = { method: outcome.method, replyTo: outcome.topic };
     if (outcome.topic === null) {
-      this.options.logger.warn(log, `RPC request without a usable reply_to topic dropped: ${outcome.reply}`);
+      this.options.logger.warn(log, `RPC request not answered: ${JSON.parse(outcome.reply).error}`);
       return;
     }
     if (outcome.ok) this.options.logger.info(log, "RPC request answered");
+    else if (outcome.internal) this.options.logger.error({ ...log, code: outcome.internal.code, reference: outcome.internal.reference }, `RPC request failed: ${outcome.internal.logged}`);
     else this.options.logger.warn(log, `RPC request refused: ${JSON.parse(outcome.reply).error}`);
     this.client?.publish(outcome.topic, outcome.reply, { qos: 1, properties: { contentType: "application/json" } }, () => {});
   }

@@ -2,7 +2,7 @@ import type { IClientOptions } from "mqtt";
 import type { TypeCatalog } from "../decode/types.js";
 import type { TableSettings } from "../model/plan.js";
 import type { Logger } from "../ops/log.js";
-import { RpcError, type RpcMethodSpec } from "../rpc/dispatch.js";
+import { type RpcCaller, RpcError, type RpcMethodSpec, type RpcPolicy } from "../rpc/dispatch.js";
 import { RpcServer } from "../rpc/server.js";
 import { publicationTables, type TableRef } from "../source/setup.js";
 import pg from "pg";
@@ -17,11 +17,17 @@ export interface SnapshotFeatureOptions {
   readonly slot: string;
   readonly publication: string;
   readonly chunkSize: number;
+  /** Longest a snapshot statement may run, in ms. */
+  readonly statementTimeoutMs: number;
+  /** Snapshots running at once at most. */
+  readonly maxRunning: number;
   readonly moduleName: string;
   /** Models callers may snapshot over RPC; empty: every published model. */
   readonly allowedModels: readonly string[];
   /** Whether to listen for RPC requests at all. */
   readonly rpc: boolean;
+  /** Request size, reply topics, operators (docs/security.md). */
+  readonly rpcPolicy: RpcPolicy;
   readonly mqttUrl: string;
   readonly mqttOptions: IClientOptions;
   readonly types: TypeCatalog;
@@ -46,6 +52,8 @@ export class SnapshotFeature {
       databaseUrl: options.databaseUrl,
       slot: options.slot,
       chunkSize: options.chunkSize,
+      statementTimeoutMs: options.statementTimeoutMs,
+      maxRunning: options.maxRunning,
       observer: this.observer,
       types: options.types,
       tableSettings: options.tableSettings,
@@ -64,12 +72,12 @@ export class SnapshotFeature {
     this.started = true;
     const o = this.options;
     if (o.rpc) {
-      this.rpc = new RpcServer({ url: o.mqttUrl, moduleName: o.moduleName, clientOptions: o.mqttOptions, methods: this.methods(), logger: o.logger });
+      this.rpc = new RpcServer({ url: o.mqttUrl, moduleName: o.moduleName, clientOptions: o.mqttOptions, methods: this.methods(), policy: o.rpcPolicy, logger: o.logger });
       await this.rpc.start();
     }
     await this.manager.resume();
     if (initialModels) {
-      for (const model of await this.manager.models()) await this.manager.start(model, null);
+      for (const model of await this.manager.models()) await this.manager.start(model, null, null);
     }
   }
 
@@ -96,6 +104,14 @@ export class SnapshotFeature {
 
   private methods(): Record<string, RpcMethodSpec> {
     const manager = this.manager;
+    // A snapshot is the business of the caller that started it (its reply topic) and of operators;
+    // to anyone else it does not exist.
+    const visible = (owned: { caller: string | null }, caller: RpcCaller) => caller.operator || owned.caller === caller.replyTopic;
+    const owned = async (id: number, caller: RpcCaller) => {
+      const found = await manager.status(id);
+      if (!found || !visible(found, caller)) throw new RpcError(`unknown snapshot id ${id}: snapshot(model) returns the id`);
+      return found.report;
+    };
     const refused = (error: unknown): never => {
       if (error instanceof SnapshotRequestError) throw new RpcError(error.message);
       throw error;
@@ -103,7 +119,7 @@ export class SnapshotFeature {
     return {
       status: {
         signature: "status()",
-        handler: async (args) => {
+        handler: async (args, caller) => {
           args.atMost(0);
           const tables = await this.publishedTables();
           return {
@@ -113,40 +129,36 @@ export class SnapshotFeature {
             tables: tables.map((t) => `${t.schema}.${t.table}`),
             models: await manager.models(),
             ...this.options.figures(),
-            snapshots: await manager.inProgress(),
+            snapshots: (await manager.inProgress()).filter((s) => visible(s, caller)).map((s) => s.report),
           };
         },
       },
       snapshot: {
-        signature: "snapshot(model, [where])",
-        handler: async (args) => {
+        signature: "snapshot(model, [filter])",
+        handler: async (args, caller) => {
           args.atMost(2);
           const model = args.string(0, "model");
-          const where = args.optionalString(1, "where");
+          const filter = args.optionalString(1, "filter");
           const allowed = this.options.allowedModels;
           if (allowed.length > 0 && !allowed.includes(model)) {
             throw new RpcError(`snapshots of model "${model}" are not allowed: allowed are ${allowed.join(", ")} (setting snapshot-models)`);
           }
-          return manager.start(model, where).catch(refused);
+          return manager.start(model, filter, caller.replyTopic).catch(refused);
         },
       },
       snapshot_status: {
         signature: "snapshot_status(id)",
-        handler: async (args) => {
+        handler: async (args, caller) => {
           args.atMost(1);
-          const id = args.integer(0, "id");
-          const report = await manager.status(id);
-          if (!report) throw new RpcError(`unknown snapshot id ${id}: snapshot(model) returns the id`);
-          return report;
+          return owned(args.integer(0, "id"), caller);
         },
       },
       snapshot_cancel: {
         signature: "snapshot_cancel(id)",
-        handler: async (args) => {
+        handler: async (args, caller) => {
           args.atMost(1);
           const id = args.integer(0, "id");
-          const report = await manager.status(id);
-          if (!report) throw new RpcError(`unknown snapshot id ${id}: snapshot(model) returns the id`);
+          const report = await owned(id, caller);
           if (report.status !== "running") throw new RpcError(`snapshot ${id} is ${report.status}, not running: nothing to cancel`);
           return manager.cancel(id);
         },

@@ -3,12 +3,13 @@ import pg from "pg";
 import type { TupleValues } from "../decode/pgoutput.js";
 import type { TypeCatalog } from "../decode/types.js";
 import { planRelation, type RelationPlan, type TableSettings } from "../model/plan.js";
+import { failureTag, type PublicFailure, publicFailure } from "../ops/failure.js";
 import type { Logger } from "../ops/log.js";
 import { REPLICATION_SESSION_OPTIONS } from "../source/replication.js";
 import { describeTable, type TableRef } from "../source/setup.js";
 import type { WatermarkObserver } from "./observer.js";
+import { checkFilter, FilterError, filterSql, parseFilterJson, type SnapshotFilter } from "./filter.js";
 import {
-  checkWhere,
   chunkQuery,
   type MarkerKind,
   parseXidSnapshot,
@@ -23,6 +24,10 @@ export interface SnapshotManagerOptions {
   readonly databaseUrl: string;
   readonly slot: string;
   readonly chunkSize: number;
+  /** Longest a statement of a snapshot may run (a chunk's SELECT included), in ms. */
+  readonly statementTimeoutMs: number;
+  /** Snapshots running at once at most; a request beyond is refused. */
+  readonly maxRunning: number;
   readonly observer: WatermarkObserver;
   readonly types: TypeCatalog;
   readonly tableSettings: (schema: string, table: string) => TableSettings;
@@ -36,6 +41,29 @@ export interface SnapshotManagerOptions {
 /** A request the caller got wrong (unknown model, bad filter): the message says what to fix. */
 export class SnapshotRequestError extends Error {
   override readonly name = "SnapshotRequestError";
+}
+
+/** A snapshot as its caller may see it, with the reply topic of the request that started it. */
+export interface OwnedReport {
+  readonly report: SnapshotReport;
+  readonly caller: string | null;
+}
+
+/** What a caller is told of a failed snapshot: our own refusals say what to fix; anything else only a code and a reference. */
+function reportedFailure(error: unknown): { failure: PublicFailure; reported: string } {
+  const failure = publicFailure(error);
+  if (error instanceof SnapshotRequestError || error instanceof FilterError) return { failure, reported: error.message };
+  const what = failure.code === "57014" ? "a statement ran longer than the snapshot statement timeout" : failure.code === "internal" ? "internal error" : "database error";
+  return { failure, reported: `${what} ${failureTag(failure)}` };
+}
+
+/** Errors of checking a filter against the table that are the caller's to fix (SQLSTATE → advice). */
+function filterProblem(error: unknown): string | null {
+  const code = (error as { code?: unknown })?.code;
+  if (typeof code !== "string") return null;
+  if (code.startsWith("22")) return `a value of the filter does not fit its column's type (${code}): compare numbers with numeric columns, text with text columns`;
+  if (code === "42883" || code === "42804" || code === "42725") return `an operator of the filter does not apply to its column's type (${code})`;
+  return null;
 }
 
 /** How many times a chunk is taken again after the stream restarted under it before the snapshot fails. */
@@ -58,55 +86,75 @@ export class SnapshotManager {
 
   constructor(private readonly options: SnapshotManagerOptions) {}
 
-  /** Creates the state table and resumes the snapshots this slot left running. */
+  /**
+   * Creates the state table and resumes the snapshots this slot left running. A raw SQL filter
+   * left by a version before structured filters is never run again: that snapshot fails.
+   */
   async resume(): Promise<number> {
     await ensureSnapshotTable(this.query);
     const rows = await runningSnapshots(this.query, this.options.slot);
     for (const row of rows) {
       if (this.running.has(row.id)) continue;
+      if (row.legacyWhere) {
+        this.options.logger.warn({ snapshot: row.id, model: row.model }, "not resuming a snapshot whose filter is raw SQL from an older version: it is marked failed; request it again with a structured filter");
+        await finishSnapshot(this.query, row.id, "failed", "its filter was raw SQL from an older tera-cdc: not run again; request the snapshot again");
+        continue;
+      }
       this.options.logger.info({ snapshot: row.id, model: row.model, chunks: row.chunks, rows: row.rows }, "resuming snapshot after the last completed chunk");
       this.launch(row);
     }
     return rows.length;
   }
 
-  /** Starts a snapshot of a published model; returns its id. */
-  async start(model: string, where: string | null): Promise<number> {
+  /**
+   * Starts a snapshot of a published model; returns its id. `filterJson` is the caller's filter
+   * as sent (JSON conditions, checked here); `caller` the reply topic that may follow it.
+   */
+  async start(model: string, filterJson: string | null, caller: string | null): Promise<number> {
     if (this.stopping) throw new Error("tera-cdc is stopping");
-    if (where !== null) {
-      const problem = checkWhere(where);
-      if (problem) throw new SnapshotRequestError(problem);
+    if (this.running.size >= this.options.maxRunning) {
+      throw new SnapshotRequestError(`${this.running.size} snapshots are running, the most at once (setting snapshot-max-running): ask again when one has ended`);
     }
-    const ref = await this.tableOfModel(model);
-    const table = await describeTable(this.query, ref);
-    if (table.primaryKey.length === 0) {
+    const { ref, plan } = await this.tableOfModel(model);
+    let filter: SnapshotFilter | null = null;
+    if (filterJson !== null) {
+      try {
+        filter = parseFilterJson(filterJson, plan.columns.map((c) => c.name));
+      } catch (error) {
+        throw new SnapshotRequestError((error as Error).message);
+      }
+    }
+    if (plan.primaryKey.length === 0) {
       throw new SnapshotRequestError(`table ${ref.schema}.${ref.table} (model ${model}) has no primary key: snapshots page through a table by its primary key`);
     }
     let estimatedRows: number;
+    const compiled = filter ? filterSql(filter, 1) : null;
     try {
-      const plan = await this.query(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${quoteIdent(ref.schema)}.${quoteIdent(ref.table)}${where ? ` WHERE (${where})` : ""}`);
-      estimatedRows = Number(plan.rows[0]["QUERY PLAN"][0].Plan["Plan Rows"]);
+      const explained = await this.query(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${quoteIdent(ref.schema)}.${quoteIdent(ref.table)}${compiled ? ` WHERE ${compiled.sql}` : ""}`, compiled?.values);
+      estimatedRows = Number(explained.rows[0]["QUERY PLAN"][0].Plan["Plan Rows"]);
     } catch (error) {
-      throw new SnapshotRequestError(`the where filter does not work on ${ref.schema}.${ref.table}: ${(error as Error).message.split("\n")[0]}`);
+      const problem = filterProblem(error);
+      if (problem) throw new SnapshotRequestError(problem);
+      throw error;
     }
     await ensureSnapshotTable(this.query);
-    const row = await insertSnapshot(this.query, { slot: this.options.slot, model, schema: ref.schema, table: ref.table, where, estimatedRows });
-    this.options.logger.info({ snapshot: row.id, model, table: `${ref.schema}.${ref.table}`, where, estimatedRows }, "snapshot started");
+    const row = await insertSnapshot(this.query, { slot: this.options.slot, model, schema: ref.schema, table: ref.table, filter, caller, estimatedRows });
+    this.options.logger.info({ snapshot: row.id, model, table: `${ref.schema}.${ref.table}`, filter: reportOf(row).where, caller, estimatedRows }, "snapshot started");
     this.options.onProgress(reportOf(row));
     this.launch(row);
     return row.id;
   }
 
-  async status(id: number): Promise<SnapshotReport | null> {
+  async status(id: number): Promise<OwnedReport | null> {
     await ensureSnapshotTable(this.query);
     const row = await loadSnapshot(this.query, id);
-    return row ? reportOf(row) : null;
+    return row ? { report: reportOf(row), caller: row.caller } : null;
   }
 
   /** Snapshots of this slot still running. */
-  async inProgress(): Promise<SnapshotReport[]> {
+  async inProgress(): Promise<OwnedReport[]> {
     await ensureSnapshotTable(this.query);
-    return (await runningSnapshots(this.query, this.options.slot)).map(reportOf);
+    return (await runningSnapshots(this.query, this.options.slot)).map((row) => ({ report: reportOf(row), caller: row.caller }));
   }
 
   /** Cancels a running snapshot: it stops after the chunk in progress, with a `cancelled` marker. */
@@ -134,9 +182,9 @@ export class SnapshotManager {
   private launch(row: SnapshotRow): void {
     const work = this.run(row).catch(async (error: Error) => {
       if (this.stopping) return;
-      const message = error.message.split("\n")[0]!;
-      this.options.logger.error({ snapshot: row.id, model: row.model }, `snapshot failed: ${message}`);
-      await finishSnapshot(this.query, row.id, "failed", message).catch(() => {});
+      const { failure, reported } = reportedFailure(error);
+      this.options.logger.error({ snapshot: row.id, model: row.model, code: failure.code, reference: failure.reference }, `snapshot failed: ${failure.logged}`);
+      await finishSnapshot(this.query, row.id, "failed", reported).catch(() => {});
       const failed = await loadSnapshot(this.query, row.id).catch(() => null);
       if (failed) this.options.onProgress(reportOf(failed));
     });
@@ -185,6 +233,9 @@ export class SnapshotManager {
     const ref = { schema: row.schema, table: row.table };
     const described = await describeTable(this.query, ref);
     const plan = planRelation(described.relation, described.primaryKey, this.options.tableSettings(ref.schema, ref.table), this.options.types);
+    // Checked again for every chunk: the stored filter may predate a change of the published
+    // columns (settings, a restart), and nothing unchecked ever reaches the SQL.
+    const filter = row.filter && !how.cancelled ? checkFilter(row.filter, plan.columns.map((c) => c.name)) : null;
     const window = `${this.instance}-${++this.windowCounter}`;
     const markersBefore: MarkerKind[] = !how.cancelled && row.chunks === 0 ? ["start"] : [];
     const markersAfter: MarkerKind[] = how.cancelled ? ["cancelled"] : [];
@@ -196,7 +247,7 @@ export class SnapshotManager {
     try {
       await this.emit(row.id, window, "low");
       if (!how.cancelled) {
-        const read = await this.readChunk(row, plan, described.primaryKey);
+        const read = await this.readChunk(row, filter, plan, described.primaryKey);
         rows = read.rows;
         last = rows.length < this.options.chunkSize;
         if (last) (chunk.markersAfter as MarkerKind[]).push("end");
@@ -216,7 +267,7 @@ export class SnapshotManager {
     return { rows: published, lastKey, last };
   }
 
-  private async readChunk(row: SnapshotRow, plan: RelationPlan, primaryKey: readonly string[]): Promise<{ rows: TupleValues[]; xids: ReturnType<typeof parseXidSnapshot> }> {
+  private async readChunk(row: SnapshotRow, filter: SnapshotFilter | null, plan: RelationPlan, primaryKey: readonly string[]): Promise<{ rows: TupleValues[]; xids: ReturnType<typeof parseXidSnapshot> }> {
     const types = await this.query(
       `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
          FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped`,
@@ -227,8 +278,8 @@ export class SnapshotManager {
       table: `${quoteIdent(row.schema)}.${quoteIdent(row.table)}`,
       columns: plan.relation.columns.map((c) => c.name),
       key: primaryKey.map((name) => ({ name, type: typeOf.get(name)! })),
-      where: row.where,
-      after: row.lastKey !== null,
+      filter,
+      after: row.lastKey,
       limit: this.options.chunkSize,
     });
     const client = await this.connections().connect();
@@ -236,7 +287,7 @@ export class SnapshotManager {
       // One snapshot for both statements: the xids it saw decide which earlier changes it holds.
       await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
       const snapshot = await client.query("SELECT pg_current_snapshot()::text AS snapshot");
-      const result = await client.query({ text: sql, values: row.lastKey ?? [], rowMode: "array", types: RAW_TEXT_TYPES });
+      const result = await client.query({ text: sql.text, values: sql.values, rowMode: "array", types: RAW_TEXT_TYPES });
       await client.query("COMMIT");
       return { rows: result.rows as TupleValues[], xids: parseXidSnapshot(snapshot.rows[0].snapshot) };
     } catch (error) {
@@ -254,12 +305,12 @@ export class SnapshotManager {
     await this.query("SELECT pg_logical_emit_message(false, $1, $2), pg_current_xact_id()", [WATERMARK_PREFIX, watermarkContent({ snapshot: id, window, mark })]);
   }
 
-  private async tableOfModel(model: string): Promise<TableRef> {
+  private async tableOfModel(model: string): Promise<{ ref: TableRef; plan: RelationPlan }> {
     const refs = await this.options.publishedTables();
     const models: string[] = [];
     for (const ref of refs) {
       const plan = await this.planOf(ref);
-      if (plan.model === model) return ref;
+      if (plan.model === model) return { ref, plan };
       models.push(plan.model);
     }
     throw new SnapshotRequestError(`unknown model "${model}": published models are ${models.join(", ") || "(none)"}`);
@@ -273,7 +324,13 @@ export class SnapshotManager {
   /** Plain connections with the replication session's settings, so the values' text equals pgoutput's. */
   private connections(): pg.Pool {
     if (!this.pool) {
-      this.pool = new pg.Pool({ connectionString: this.options.databaseUrl, application_name: "tera-cdc snapshot", options: REPLICATION_SESSION_OPTIONS, max: 4 } as pg.PoolConfig);
+      this.pool = new pg.Pool({
+        connectionString: this.options.databaseUrl, application_name: "tera-cdc snapshot", options: REPLICATION_SESSION_OPTIONS,
+        max: 4,
+        // No statement of a snapshot holds a connection (and the xmin horizon) for long.
+        statement_timeout: this.options.statementTimeoutMs,
+        idle_in_transaction_session_timeout: this.options.statementTimeoutMs,
+      } as pg.PoolConfig);
       this.pool.on("error", () => {});
     }
     return this.pool;

@@ -1,8 +1,10 @@
 /**
  * The pure parts of snapshots: watermark messages written into the WAL, the user properties and
- * progress reports consumers see, the SQL of one keyset-paginated chunk, the `where` check and
- * the visibility rule of a PostgreSQL snapshot. No I/O here.
+ * progress reports consumers see, the SQL of one keyset-paginated chunk and the visibility rule
+ * of a PostgreSQL snapshot. No I/O here.
  */
+
+import { filterSql, quoteIdent, type SnapshotFilter } from "./filter.js";
 
 /** Prefix of every logical decoding message tera-cdc writes (`pg_logical_emit_message`). */
 export const WATERMARK_PREFIX = "tera-cdc";
@@ -62,37 +64,7 @@ export function progressTopic(moduleName: string, id: number | "+"): string {
   return `module/${moduleName}/snapshots/${id}`;
 }
 
-/**
- * Refuses a `where` filter that could escape the parentheses it is put in (and so change the
- * statement rather than filter it): statement separators, comments, and a closing parenthesis
- * without its opening one, outside quoted text. The filter still runs in a read-only transaction.
- */
-export function checkWhere(where: string): string | null {
-  if (where.trim() === "") return "the where filter is empty: give an SQL condition such as \"id > 100\" or leave it out";
-  // E'...' strings end at a quote a backslash does not escape: refuse backslashes to keep this scan exact.
-  if (where.includes("\\")) return "the where filter may not contain backslashes: write standard SQL string literals";
-  let depth = 0;
-  for (let i = 0; i < where.length; i++) {
-    const c = where[i]!;
-    if (c === "'" || c === '"') {
-      const end = where.indexOf(c, i + 1);
-      if (end < 0) return `the where filter has an unterminated ${c === "'" ? "string" : "quoted name"}: close it`;
-      i = end;
-      continue;
-    }
-    if (c === "$") return "the where filter may not use $ (parameters, dollar quoting): write plain SQL literals";
-    if (c === ";") return "the where filter may not contain ';': give one condition, not statements";
-    if ((c === "-" && where[i + 1] === "-") || (c === "/" && where[i + 1] === "*")) return "the where filter may not contain comments";
-    if (c === "(") depth++;
-    if (c === ")" && --depth < 0) return "the where filter closes a parenthesis it did not open: balance its parentheses";
-  }
-  if (depth !== 0) return "the where filter leaves a parenthesis open: balance its parentheses";
-  return null;
-}
-
-export function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
+export { quoteIdent };
 
 export interface ChunkQueryInput {
   /** `"schema"."table"`, quoted. */
@@ -101,9 +73,10 @@ export interface ChunkQueryInput {
   readonly columns: readonly string[];
   /** Primary key columns with their SQL types (format_type), in key order. */
   readonly key: readonly { name: string; type: string }[];
-  readonly where: string | null;
-  /** Whether there is a last key to continue after ($1..$n, in key order). */
-  readonly after: boolean;
+  /** The caller's checked filter; its values become parameters after the key's. */
+  readonly filter: SnapshotFilter | null;
+  /** Key (text values) of the last row read; null for the first chunk. */
+  readonly after: readonly (string | null)[] | null;
   readonly limit: number;
 }
 
@@ -113,18 +86,24 @@ export interface ChunkQueryInput {
  * the replication session's settings: what pgoutput sends. A `::text` cast is not that text
  * (`true` for `t`, inet with its netmask, char(n) without its padding).
  */
-export function chunkQuery(input: ChunkQueryInput): string {
+export function chunkQuery(input: ChunkQueryInput): { text: string; values: unknown[] } {
   // Aliased, so that no column name can collide with anything the query adds.
   const select = input.columns.map((c, i) => `${quoteIdent(c)} AS c${i}`).join(", ");
   const keyList = input.key.map((k) => quoteIdent(k.name)).join(", ");
   const conditions: string[] = [];
+  const values: unknown[] = [];
   if (input.after) {
     const params = input.key.map((k, i) => `$${i + 1}::${k.type}`).join(", ");
     conditions.push(`(${keyList}) > (${params})`);
+    values.push(...input.after);
   }
-  if (input.where) conditions.push(`(${input.where})`);
+  if (input.filter) {
+    const compiled = filterSql(input.filter, values.length + 1);
+    conditions.push(`(${compiled.sql})`);
+    values.push(...compiled.values);
+  }
   const filter = conditions.length > 0 ? ` WHERE ${conditions.join(" AND ")}` : "";
-  return `SELECT ${select} FROM ${input.table}${filter} ORDER BY ${keyList} LIMIT ${input.limit}`;
+  return { text: `SELECT ${select} FROM ${input.table}${filter} ORDER BY ${keyList} LIMIT ${input.limit}`, values };
 }
 
 /** A PostgreSQL MVCC snapshot (`pg_current_snapshot()`), for "was this transaction visible?". */

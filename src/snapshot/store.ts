@@ -1,5 +1,6 @@
 import type { Query } from "../source/database.js";
 import { quoteIdent } from "../source/replication.js";
+import { describeFilter, type SnapshotFilter } from "./filter.js";
 import type { SnapshotReport, SnapshotStatus } from "./protocol.js";
 
 /**
@@ -25,8 +26,17 @@ CREATE TABLE IF NOT EXISTS tera_cdc.snapshots (
   estimated_rows bigint      NOT NULL DEFAULT 0,
   started_at     timestamptz NOT NULL DEFAULT now(),
   finished_at    timestamptz,
-  error          text
+  error          text,
+  filter         jsonb,
+  caller         text
 )`;
+
+/**
+ * Issue 14: the filter as data (never SQL) and the reply topic of the request that started it,
+ * added to a table an older version created. where_sql is then only read to refuse what an
+ * older version left running.
+ */
+const ADD_COLUMNS = "ALTER TABLE tera_cdc.snapshots ADD COLUMN IF NOT EXISTS filter jsonb, ADD COLUMN IF NOT EXISTS caller text";
 
 /** Both statements, as docs/snapshots.md shows them for an owner to run. */
 export const CREATE_SNAPSHOT_TABLE = `${CREATE_SCHEMA};${CREATE_TABLE}`;
@@ -37,7 +47,12 @@ export interface SnapshotRow {
   readonly model: string;
   readonly schema: string;
   readonly table: string;
-  readonly where: string | null;
+  /** The checked filter (conditions); null: every row. */
+  readonly filter: SnapshotFilter | null;
+  /** Whether the row carries a raw SQL filter from a version before structured filters. */
+  readonly legacyWhere: boolean;
+  /** MQTT reply topic of the request that started it; null for `--snapshot initial`. */
+  readonly caller: string | null;
   readonly status: SnapshotStatus;
   /** Key (text values) of the last row of the last completed chunk; null before the first. */
   readonly lastKey: (string | null)[] | null;
@@ -49,7 +64,7 @@ export interface SnapshotRow {
   readonly error: string | null;
 }
 
-const COLUMNS = `id::int AS id, slot, model, table_schema AS schema, table_name AS "table", where_sql AS "where", status,
+const COLUMNS = `id::int AS id, slot, model, table_schema AS schema, table_name AS "table", filter, where_sql IS NOT NULL AS "legacyWhere", caller, status,
   last_key AS "lastKey", chunks, rows::float8 AS rows, estimated_rows::float8 AS "estimatedRows",
   started_at AS "startedAt", finished_at AS "finishedAt", error`;
 
@@ -58,6 +73,8 @@ interface SnapshotStateAccess {
   readonly me: string;
   readonly schemaExists: boolean;
   readonly tableExists: boolean;
+  /** The table has the columns of structured filters (else an older version created it). */
+  readonly tableCurrent: boolean;
   readonly createOnDatabase: boolean;
   readonly schemaUsage: boolean;
   readonly schemaCreate: boolean;
@@ -71,6 +88,7 @@ async function snapshotStateAccess(query: Query): Promise<SnapshotStateAccess> {
     await query(`SELECT current_user AS me,
         n.oid IS NOT NULL AS "schemaExists",
         t.oid IS NOT NULL AS "tableExists",
+        EXISTS (SELECT 1 FROM pg_attribute c WHERE c.attrelid = t.oid AND c.attname = 'caller' AND NOT c.attisdropped) AS "tableCurrent",
         has_database_privilege(current_database(), 'CREATE') AS "createOnDatabase",
         n.oid IS NOT NULL AND has_schema_privilege(n.oid, 'USAGE') AS "schemaUsage",
         n.oid IS NOT NULL AND has_schema_privilege(n.oid, 'CREATE') AS "schemaCreate",
@@ -110,7 +128,10 @@ export async function snapshotStatePrivileges(query: Query): Promise<{ ok: boole
 export async function ensureSnapshotTable(query: Query): Promise<void> {
   try {
     const a = await snapshotStateAccess(query);
-    if (a.tableExists) return;
+    if (a.tableExists) {
+      if (!a.tableCurrent) await query(ADD_COLUMNS);
+      return;
+    }
     if (!a.schemaExists) await query(CREATE_SCHEMA);
     await query(CREATE_TABLE);
   } catch (error) {
@@ -120,10 +141,13 @@ export async function ensureSnapshotTable(query: Query): Promise<void> {
   }
 }
 
-export async function insertSnapshot(query: Query, s: { slot: string; model: string; schema: string; table: string; where: string | null; estimatedRows: number }): Promise<SnapshotRow> {
+export async function insertSnapshot(
+  query: Query,
+  s: { slot: string; model: string; schema: string; table: string; filter: SnapshotFilter | null; caller: string | null; estimatedRows: number },
+): Promise<SnapshotRow> {
   const result = await query(
-    `INSERT INTO tera_cdc.snapshots (slot, model, table_schema, table_name, where_sql, estimated_rows) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
-    [s.slot, s.model, s.schema, s.table, s.where, Math.round(s.estimatedRows)],
+    `INSERT INTO tera_cdc.snapshots (slot, model, table_schema, table_name, filter, caller, estimated_rows) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${COLUMNS}`,
+    [s.slot, s.model, s.schema, s.table, s.filter ? JSON.stringify(s.filter) : null, s.caller, Math.round(s.estimatedRows)],
   );
   return result.rows[0] as SnapshotRow;
 }
@@ -163,7 +187,7 @@ export function reportOf(row: SnapshotRow): SnapshotReport {
     id: row.id,
     model: row.model,
     table: `${row.schema}.${row.table}`,
-    where: row.where,
+    where: row.filter ? describeFilter(row.filter) : null,
     status: row.status,
     rows: row.rows,
     estimatedRows: row.estimatedRows,

@@ -61,7 +61,7 @@ async function snapshotWhileWriting(seed: number, rows: number, withWriter: bool
   const cdc = await startCdc({
     databaseUrl: pgServer.url,
     mqttUrl: broker.url,
-    args: ["--tables", table, "--slot", `slot_${table}`, "--publication", `pub_${table}`, "--module-name", moduleName, "--snapshot-chunk-size", "2048"],
+    args: ["--tables", table, "--slot", `slot_${table}`, "--publication", `pub_${table}`, "--module-name", moduleName, "--snapshot-chunk-size", "2048", "--rpc"],
   });
   const state = await applyStream(broker.url, table, (o) => String(o.id));
   const writerClient = await pgServer.connect();

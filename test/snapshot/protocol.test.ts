@@ -2,33 +2,26 @@ import { describe, expect, it } from "vitest";
 import { handleRpc, replyTopicOf } from "../../src/rpc/dispatch.js";
 import { encodeMessage } from "../../src/messages/index.js";
 import { WatermarkObserver } from "../../src/snapshot/observer.js";
-import { checkWhere, chunkQuery, parseWatermark, parseXidSnapshot, progressLine, visibleIn, watermarkContent } from "../../src/snapshot/protocol.js";
+import { chunkQuery, parseWatermark, parseXidSnapshot, progressLine, visibleIn, watermarkContent } from "../../src/snapshot/protocol.js";
 import type { RelationPlan } from "../../src/model/plan.js";
 import { planRelation } from "../../src/model/plan.js";
 import { TypeCatalog } from "../../src/decode/types.js";
 import { stringArg } from "./support.js";
 
-describe("where filters", () => {
-  it("accepts conditions, with parentheses and quoted text", () => {
-    expect(checkWhere("site = 2 AND (name LIKE 'a)%' OR \"Odd\"\"Name\" IS NULL)")).toBeNull();
-    expect(checkWhere("id IN (SELECT id FROM t WHERE x > 1)")).toBeNull();
-  });
-  it("refuses what could escape its parentheses", () => {
-    expect(checkWhere("1=1) UNION SELECT 1 --")).toMatch(/closes a parenthesis/);
-    expect(checkWhere("1=1; DROP TABLE t")).toMatch(/';'/);
-    expect(checkWhere("x = 1 /* c */")).toMatch(/comments/);
-    expect(checkWhere("x = E'\\' ) union'")).toMatch(/backslashes/);
-    expect(checkWhere("x = $$a$$")).toMatch(/\$/);
-    expect(checkWhere("(x = 1")).toMatch(/open/);
-    expect(checkWhere("x = 'open")).toMatch(/unterminated/);
-    expect(checkWhere("  ")).toMatch(/empty/);
-  });
-});
-
 describe("chunk query", () => {
   it("reads every column as text after the last composite key, in key order", () => {
-    const sql = chunkQuery({ table: '"public"."t"', columns: ["a", "b", "v"], key: [{ name: "a", type: "integer" }, { name: "b", type: "text" }], where: "v > 1", after: true, limit: 100 });
-    expect(sql).toBe('SELECT "a" AS c0, "b" AS c1, "v" AS c2 FROM "public"."t" WHERE ("a", "b") > ($1::integer, $2::text) AND (v > 1) ORDER BY "a", "b" LIMIT 100');
+    const sql = chunkQuery({
+      table: '"public"."t"',
+      columns: ["a", "b", "v"],
+      key: [{ name: "a", type: "integer" }, { name: "b", type: "text" }],
+      filter: [{ column: "v", op: ">", value: 1 }, { column: "b", op: "in", value: ["x", "y"] }],
+      after: ["4", "k"],
+      limit: 100,
+    });
+    expect(sql.text).toBe('SELECT "a"AS c0, "b"AS c1, "v"AS c2 FROM "public"."t" WHERE ("a", "b") > ($1::integer, $2::text) AND ("v" > $3 AND "b" = ANY($4)) ORDER BY "a", "b" LIMIT 100');
+    expect(sql.values).toEqual(["4", "k", "1", ["x", "y"]]);
+    const first = chunkQuery({ table: '"t"', columns: ["a"], key: [{ name: "a", type: "integer" }], filter: [{ column: "a", op: "is null" }], after: null, limit: 5 });
+    expect(first).toEqual({ text: 'SELECT "a"AS c0 FROM "t" WHERE ("a" IS NULL) ORDER BY "a" LIMIT 5', values: [] });
   });
 });
 
@@ -102,15 +95,32 @@ describe("the watermark observer", () => {
 
 describe("RPC dispatch", () => {
   const methods = { echo: { signature: "echo(text)", handler: async (args: import("../../src/rpc/dispatch.js").RpcArgs) => args.string(0, "text") } };
+  const policy = { maxRequestBytes: 1024, replyPrefixes: ["a/"], operatorPrefixes: [] };
   const request = (method: string, args = [stringArg("hi")], replyTo = "a.b.c") =>
     encodeMessage({ $type: "opentera.protobuf.RPCMessage", method, replyTo, id: 7n, timestamp: 0, args });
   it("replies {id, return_value} on the MQTT form of a dotted reply_to", async () => {
-    expect(await handleRpc(request("echo"), methods)).toEqual({ topic: "a/b/c", reply: '{"id":7,"return_value":"hi"}', method: "echo", ok: true });
+    expect(await handleRpc(request("echo"), methods, policy)).toEqual({ topic: "a/b/c", reply: '{"id":7,"return_value":"hi"}', method: "echo", ok: true });
   });
   it("replies {id, error} for an unknown method or a bad argument", async () => {
-    expect(JSON.parse((await handleRpc(request("nope"), methods)).reply)).toEqual({ id: 7, error: 'unknown method "nope": available are echo(text)' });
-    expect(JSON.parse((await handleRpc(request("echo", []), methods)).reply).error).toMatch(/argument 1 \(text\) is missing/);
-    expect((await handleRpc(Uint8Array.of(0xff, 0xff), methods)).topic).toBeNull();
+    expect(JSON.parse((await handleRpc(request("nope"), methods, policy)).reply)).toEqual({ id: 7, error: 'unknown method "nope": available are echo(text)' });
+    expect(JSON.parse((await handleRpc(request("echo", []), methods, policy)).reply).error).toMatch(/argument 1 \(text\) is missing/);
+    expect((await handleRpc(Uint8Array.of(0xff, 0xff), methods, policy)).topic).toBeNull();
+  });
+  it("answers only under the allowed reply prefixes, reads no request over the size limit", async () => {
+    const refused = await handleRpc(request("echo", [stringArg("hi")], "module.TeraServer.DatabaseModule.events.project"), methods, policy);
+    expect(refused.topic).toBeNull();
+    expect(JSON.parse(refused.reply).error).toMatch(/reply_to "module\/TeraServer\/DatabaseModule\/events\/project" is not under an allowed prefix \(a\/; setting rpc-reply-prefixes\)/);
+    const big = await handleRpc(request("echo", [stringArg("x".repeat(2000))]), methods, policy);
+    expect(big.topic).toBeNull();
+    expect(JSON.parse(big.reply).error).toMatch(/over the limit of 1024/);
+  });
+  it("never returns an unexpected error's text: a code and a reference for the log", async () => {
+    const failing = { boom: { signature: "boom()", handler: async () => { throw Object.assign(new Error('invalid input syntax for type integer: "$2b$12$hash"'), { code: "22P02" }); } } };
+    const outcome = await handleRpc(request("boom", []), failing, policy);
+    expect(outcome.reply).not.toContain("hash");
+    expect(JSON.parse(outcome.reply).error).toMatch(/^boom failed \(22P02, reference [0-9a-f]{8} in tera-cdc's log\)$/);
+    expect(outcome.internal?.logged).toContain("$2b$12$hash");
+    expect(JSON.parse(outcome.reply).error).toContain(outcome.internal!.reference);
   });
   it("keeps MQTT reply topics and refuses wildcards", () => {
     expect(replyTopicOf("x/y")).toBe("x/y");

@@ -22,7 +22,7 @@ beforeAll(async () => {
   cdc = await startCdc({
     databaseUrl: pgServer.url,
     mqttUrl: broker.url,
-    args: ["--tables", "snap_where,snap_pair,snap_big", "--slot", "rpc_slot", "--publication", "rpc_pub", "--snapshot-chunk-size", "128"],
+    args: ["--tables", "snap_where,snap_pair,snap_big", "--slot", "rpc_slot", "--publication", "rpc_pub", "--snapshot-chunk-size", "128", "--rpc"],
   });
   await cdc.waitForLog(/listening for RPC requests/);
   rpc = await rpcClient(broker.url);
@@ -54,12 +54,15 @@ describe("RPC on module/tera-cdc/rpc", () => {
 
   it("refuses a wrong method or argument with an error reply and keeps serving", async () => {
     const cases: [string, ReturnType<typeof stringArg>[], RegExp][] = [
-      ["drop_everything", [], /unknown method "drop_everything": available are status\(\), snapshot\(model, \[where\]\)/],
+      ["drop_everything", [], /unknown method "drop_everything": available are status\(\), snapshot\(model, \[filter\]\)/],
       ["snapshot", [], /argument 1 \(model\) is missing/],
       ["snapshot", [intArg(4)], /argument 1 \(model\) must be a non-empty string_value/],
       ["snapshot", [stringArg("t_nothing")], /unknown model "t_nothing": published models are snap_big, snap_pair, snap_where/],
-      ["snapshot", [stringArg("snap_where"), stringArg("1=1) UNION SELECT 1, 1, current_user --")], /closes a parenthesis it did not open|comments/],
-      ["snapshot", [stringArg("snap_where"), stringArg("no_such_column = 1")], /the where filter does not work on public.snap_where: column "no_such_column" does not exist/],
+      ["snapshot", [stringArg("snap_where"), stringArg("1=1) UNION SELECT 1, 1, current_user --")], /the filter is not JSON/],
+      ["snapshot", [stringArg("snap_where"), stringArg('[{"column":"no_such_column","op":"=","value":1}]')], /column "no_such_column" is not one of the model's published columns: id, site, val/],
+      ["snapshot", [stringArg("snap_pair"), stringArg('[{"column":"api_token","op":"=","value":"secret"}]')], /column "api_token" is not one of the model's published columns/],
+      ["snapshot", [stringArg("snap_where"), stringArg('[{"column":"site","op":"like","value":"1"}]')], /op must be one of/],
+      ["snapshot", [stringArg("snap_where"), stringArg('[{"column":"site","op":"=","value":"abc"}]')], /a value of the filter does not fit its column's type \(22P02\)/],
       ["snapshot", [stringArg("snap_where"), stringArg("x"), stringArg("y")], /too many arguments/],
       ["snapshot_status", [stringArg("abc")], /argument 1 \(id\) must be a whole number/],
       ["snapshot_status", [intArg(987654)], /unknown snapshot id 987654/],
@@ -77,7 +80,7 @@ describe("RPC on module/tera-cdc/rpc", () => {
   });
 
   it("answers on the MQTT form of a dotted OpenTera reply_to topic", async () => {
-    const reply = await rpc.call("status", [], "test.dotted.replies");
+    const reply = await rpc.call("status", [], "tera-cdc.cli.dotted.replies");
     expect(reply.return_value.slot).toBe("rpc_slot");
   });
 });
@@ -86,14 +89,16 @@ describe("snapshots", () => {
   it("with a where filter publishes only the matching rows, as DB_UPDATE events marked snapshot=<id>", async () => {
     const state = await applyStream(broker.url, "snap_where", (o) => String(o.id));
     try {
-      const reply = await rpc.call("snapshot", [stringArg("snap_where"), stringArg("site = 2 AND val LIKE 'v%'")]);
+      const filter = [{ column: "site", op: "=", value: 2 }, { column: "id", op: "<>", value: 12 }, { column: "val", op: "is not null" }];
+      const reply = await rpc.call("snapshot", [stringArg("snap_where"), stringArg(JSON.stringify(filter))]);
       const id = reply.return_value as number;
       expect(typeof id).toBe("number");
       const report = await waitForEnd(id);
-      expect(report).toMatchObject({ status: "done", rows: 200, where: "site = 2 AND val LIKE 'v%'", model: "snap_where", table: "public.snap_where" });
+      expect(report).toMatchObject({ status: "done", rows: 199, where: "site = 2 and id <> 12 and val is not null", model: "snap_where", table: "public.snap_where" });
       await waitFor("end marker", () => state.markers.some((m) => m.kind === "end"));
-      expect(state.rows.size).toBe(200);
+      expect(state.rows.size).toBe(199);
       for (const row of state.rows.values()) expect(row.site).toBe(2);
+      expect(state.rows.has("12")).toBe(false);
       expect(state.rows.get("7")).toEqual({ id: 7, site: 2, val: "v7" });
       expect(state.markers.map((m) => [m.kind, m.snapshot])).toEqual([["start", String(id)], ["end", String(id)]]);
     } finally {
@@ -146,7 +151,7 @@ describe("restarts", () => {
   it("a tera-cdc killed mid-snapshot resumes from the last completed chunk", async () => {
     await pgServer.query(`CREATE TABLE snap_resume (id int PRIMARY KEY, val text);
       INSERT INTO snap_resume SELECT g, md5(g::text) FROM generate_series(1, 30000) g;`);
-    const args = ["--tables", "snap_resume", "--slot", "resume_slot", "--publication", "resume_pub", "--module-name", "resume", "--snapshot-chunk-size", "500"];
+    const args = ["--tables", "snap_resume", "--slot", "resume_slot", "--publication", "resume_pub", "--module-name", "resume", "--snapshot-chunk-size", "500", "--rpc"];
     const first = await startCdc({ databaseUrl: pgServer.url, mqttUrl: broker.url, args });
     await first.waitForLog(/listening for RPC requests/);
     const caller = await rpcClient(broker.url, "module/resume/rpc");
@@ -186,7 +191,7 @@ describe("restarts", () => {
     await pgServer.query(`CREATE TABLE snap_init (id_thing int PRIMARY KEY, name text);
       INSERT INTO snap_init SELECT g, 'n' || g FROM generate_series(1, 300) g;`);
     const state = await applyStream(broker.url, "thing", (o) => String(o.id_thing));
-    const args = ["--tables", "snap_init", "--slot", "init_slot", "--publication", "init_pub", "--module-name", "init", "--snapshot", "initial"];
+    const args = ["--tables", "snap_init", "--slot", "init_slot", "--publication", "init_pub", "--module-name", "init", "--snapshot", "initial", "--rpc"];
     const first = await startCdc({ databaseUrl: pgServer.url, mqttUrl: broker.url, args });
     try {
       await waitFor("the initial snapshot", () => state.rows.size === 300 && state.markers.some((m) => m.kind === "end"), 60_000);

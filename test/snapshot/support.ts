@@ -79,13 +79,14 @@ export async function rpcClient(url: string, rpcTopic = "module/tera-cdc/rpc"): 
   close(): Promise<void>;
 }> {
   const client = await mqtt.connectAsync(url, { protocolVersion: 5, clean: true });
-  const replyTopic = `test/replies/${Math.random().toString(16).slice(2)}`;
+  // Under tera-cdc's default rpc-reply-prefixes: a reply topic elsewhere is not answered.
+  const replyTopic = `tera-cdc/cli/test-${Math.random().toString(16).slice(2)}/reply`;
   const waiting = new Map<number, (reply: any) => void>();
   client.on("message", (_topic, payload) => {
     const reply = JSON.parse(payload.toString());
     waiting.get(reply.id)?.(reply);
   });
-  await client.subscribeAsync([replyTopic, "test/dotted/replies"], { qos: 1 });
+  await client.subscribeAsync([replyTopic, "tera-cdc/cli/dotted/replies"], { qos: 1 });
   let nextId = 1;
   return {
     client,
