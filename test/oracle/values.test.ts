@@ -73,7 +73,7 @@ beforeAll(async () => {
   await db.query("CREATE DATABASE oracle_audit");
   auditUrl = db.url.replace(/\/[^/?]*(\?|$)/, "/oracle_audit$1");
   const tables = `${TABLES.def},${TABLES.full}`;
-  cdc = await startCdc({ databaseUrl: db.url, mqttUrl: broker.url, args: ["--tables", tables, "--slot", "oracle", "--publication", "oracle"] });
+  cdc = await startCdc({ databaseUrl: db.url, mqttUrl: broker.url, args: ["--tables", tables, "--slot", "oracle", "--publication", "oracle", "--rpc"] });
   consumer = await startConsumer(broker.url);
 
   // The gateway, and a client reading its frames as a browser does (raw object text kept).

@@ -44,7 +44,7 @@ describe("the role sql/prepare-database.sql creates", () => {
   });
 
   it("runs the opentera preset without an ERROR, and takes a snapshot over RPC", async () => {
-    const cdc = await startCdc({ databaseUrl: roleUrl, mqttUrl: broker.url, args: ["--preset", "opentera", "--slot", "least_slot", "--log-level", "info"] });
+    const cdc = await startCdc({ databaseUrl: roleUrl, mqttUrl: broker.url, args: ["--preset", "opentera", "--slot", "least_slot", "--log-level", "info", "--rpc"] });
     const rpc = await rpcClient(broker.url);
     try {
       await cdc.waitForLog(/listening for RPC requests/, 60_000);

@@ -18,10 +18,10 @@ describe("chunk query", () => {
       after: ["4", "k"],
       limit: 100,
     });
-    expect(sql.text).toBe('SELECT "a"AS c0, "b"AS c1, "v"AS c2 FROM "public"."t" WHERE ("a", "b") > ($1::integer, $2::text) AND ("v" > $3 AND "b" = ANY($4)) ORDER BY "a", "b" LIMIT 100');
+    expect(sql.text).toBe('SELECT "a" AS c0, "b" AS c1, "v" AS c2 FROM "public"."t" WHERE ("a", "b") > ($1::integer, $2::text) AND ("v" > $3 AND "b" = ANY($4)) ORDER BY "a", "b" LIMIT 100');
     expect(sql.values).toEqual(["4", "k", "1", ["x", "y"]]);
     const first = chunkQuery({ table: '"t"', columns: ["a"], key: [{ name: "a", type: "integer" }], filter: [{ column: "a", op: "is null" }], after: null, limit: 5 });
-    expect(first).toEqual({ text: 'SELECT "a"AS c0 FROM "t" WHERE ("a" IS NULL) ORDER BY "a" LIMIT 5', values: [] });
+    expect(first).toEqual({ text: 'SELECT "a" AS c0 FROM "t" WHERE ("a" IS NULL) ORDER BY "a" LIMIT 5', values: [] });
   });
 });
 
