@@ -152,7 +152,7 @@ describe("a real run with --signing-key-file", () => {
     const cdc = await startCdc({
       databaseUrl: pg.url,
       mqttUrl: broker.url,
-      args: ["--tables", "t_sites", "--slot", "signed", "--publication", "signed", "--signing-key-file", keyFile, "--max-message-bytes", "2048", "--on-oversize", "dead-letter"],
+      args: ["--tables", "t_sites", "--slot", "signed", "--publication", "signed", "--signing-key-file", keyFile, "--max-message-bytes", "2048", "--on-oversize", "dead-letter", "--batch-events", "10"],
     });
     try {
       await cdc.waitForStreaming();
@@ -160,8 +160,11 @@ describe("a real run with --signing-key-file", () => {
       await pg.query("UPDATE t_sites SET site_name = repeat('x', 4000) WHERE id_site = 2");
       await pg.query("DELETE FROM t_sites WHERE id_site = 1");
       await pg.query("TRUNCATE t_sites");
-      await waitFor("5 messages", () => (received.length >= 5 ? true : undefined), 30_000);
+      // The two inserts as one batched message, the update as a dead letter, the delete, the truncate.
+      await waitFor("4 messages", () => (received.length >= 4 ? true : undefined), 30_000);
       expect(received.map((m) => m.topic)).toContain("tera-cdc/dead-letter");
+      expect(received.some((m) => m.properties.some(([n, v]) => n === "count" && v === "2"))).toBe(true);
+      expect(received.some((m) => m.properties.some(([n, v]) => n === "op" && v === "truncate"))).toBe(true);
       expect(received.every((m) => m.properties.some(([n]) => n === "sig"))).toBe(true);
       expect(pythonVerdicts(received)).toEqual(received.map(() => "valid"));
       expect(cdc.logs()).not.toContain("signing-key-for-tests");
