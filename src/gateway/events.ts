@@ -19,6 +19,8 @@ export interface GatewayEvent {
   readonly time: number;
   readonly commitTime: string;
   readonly table: string;
+  /** The snapshot id when the event is a snapshot row (a restated row, not a committed change). */
+  readonly snapshot?: string;
   /** Payload size, for the ring buffer's byte bound. */
   readonly bytes: number;
 }
@@ -81,6 +83,7 @@ export function eventsFromMessage(payload: Uint8Array, properties: Readonly<Reco
       time: teraEvent.header?.time ?? 0,
       commitTime: prop("commit-time") ?? "",
       table: prop("table") ?? "",
+      ...(prop("snapshot") !== undefined ? { snapshot: prop("snapshot") } : {}),
       bytes: db.objectValue.length + db.objectType.length + 64,
     });
   });

@@ -526,7 +526,11 @@ export class Gateway {
   }
 }
 
-/** Whether a repeat says what the held event said (a true replay), position aside. */
+/**
+ * Whether a repeat says what the held event said (a true replay), position aside. Snapshot rows
+ * restate rows as read at injection time: a replay may carry newer values, which is no conflict.
+ */
 function sameContent(a: GatewayEvent, b: GatewayEvent): boolean {
+  if (a.snapshot !== undefined || b.snapshot !== undefined) return a.snapshot === b.snapshot;
   return a.model === b.model && a.type === b.type && a.op === b.op && a.objectValue === b.objectValue && a.commitTime === b.commitTime && a.table === b.table;
 }
