@@ -50,7 +50,7 @@ def expect_scalar(kind, text):
         value = float(text)
         if math.isnan(value) or math.isinf(value):
             return text  # "NaN", "Infinity", "-Infinity" as strings
-        return ("float", value)
+        return ("float", text)  # a JSON number: the very number PostgreSQL wrote
     if kind == "timestamptz":
         try:
             value = datetime.datetime.fromisoformat(text)
@@ -111,14 +111,15 @@ def same(expected, actual, numbers):
     if isinstance(expected, tuple) and expected[0] == "json":
         return same_json(expected[1], actual, numbers)
     if isinstance(expected, tuple) and expected[0] == "float":
-        value = expected[1]
-        if numbers == "numeric":
-            return is_number(actual) and decimal.Decimal(repr(value)) == (decimal.Decimal(repr(actual)) if isinstance(actual, float) else decimal.Decimal(actual))
-        if isinstance(actual, float) and value == 0:
-            return actual == 0 and math.copysign(1, actual) == math.copysign(1, value)
-        if isinstance(actual, (int, decimal.Decimal)) and not isinstance(actual, bool):
-            return float(actual) == value and not (value == 0 and math.copysign(1, value) < 0)
-        return isinstance(actual, float) and actual == value
+        # Numerically equal to PostgreSQL's text, digit for digit (JSON numbers are decimal).
+        if not is_number(actual):
+            return False
+        written = decimal.Decimal(expected[1])
+        published = decimal.Decimal(repr(actual)) if isinstance(actual, float) else decimal.Decimal(actual)
+        if written != published:
+            return False
+        # -0 keeps its sign, except in a jsonb store: numeric has no negative zero.
+        return numbers == "numeric" or written != 0 or written.is_signed() == published.is_signed()
     if isinstance(expected, list):
         return isinstance(actual, list) and len(actual) == len(expected) and all(same(e, a, numbers) for e, a in zip(expected, actual))
     if isinstance(expected, bool) or expected is None:
