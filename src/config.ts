@@ -274,6 +274,7 @@ export const RUN_SETTINGS: readonly SettingSpec[] = [
   { name: "slot", env: "TERA_CDC_SLOT", kind: { type: "string" }, default: "tera_cdc", help: "permanent logical replication slot, created if missing" },
   { name: "qos", env: "TERA_CDC_QOS", kind: { type: "enum", values: ["0", "1", "2"] }, default: "1", help: "MQTT QoS" },
   { name: "health-port", env: "TERA_CDC_HEALTH_PORT", kind: { type: "int", min: 1, max: 65535 }, help: "port of GET /healthz and /metrics (default off)" },
+  { name: "health-host", env: "TERA_CDC_HEALTH_HOST", kind: { type: "string" }, default: "127.0.0.1", help: "address /healthz and /metrics listen on (0.0.0.0: every interface, e.g. for a container's probes)" },
   { name: "mqtt-username", env: "TERA_CDC_MQTT_USERNAME", kind: { type: "string" }, help: "broker user name" },
   { name: "mqtt-password", env: "TERA_CDC_MQTT_PASSWORD", kind: { type: "string" }, help: "broker password", secret: true },
   { name: "mqtt-ca", env: "TERA_CDC_MQTT_CA", kind: { type: "file", pem: "certificate" }, help: "CA certificate file for mqtts:// and wss://" },
@@ -293,7 +294,7 @@ export const RUN_SETTINGS: readonly SettingSpec[] = [
   { name: "status-interval-ms", env: "TERA_CDC_STATUS_INTERVAL_MS", kind: { type: "int", min: 100, max: 600000 }, default: 10000, help: "most time between status updates to PostgreSQL" },
   // Snapshots and RPC (docs/snapshots.md).
   { name: "module-name", env: "TERA_CDC_MODULE_NAME", kind: { type: "string" }, default: "tera-cdc", help: "OpenTera module name: RPC requests arrive on module/<name>/rpc" },
-  { name: "rpc", env: "TERA_CDC_RPC", kind: { type: "bool" }, default: false, help: "listen for RPC requests (status, snapshot, snapshot_status, snapshot_cancel); off unless the broker authenticates and its ACL lets only operators publish on module/<name>/rpc (docs/security.md)" },
+  { name: "rpc", env: "TERA_CDC_RPC", kind: { type: "bool" }, help: "listen for RPC requests (status, snapshot, snapshot_status, snapshot_cancel); default: on with the embedded broker (it authenticates, and only local commands may publish RPC), off otherwise: turn it on where the broker authenticates and its ACL lets only operators publish on module/<name>/rpc (docs/security.md)" },
   { name: "rpc-reply-prefixes", env: "TERA_CDC_RPC_REPLY_PREFIXES", kind: { type: "list" }, default: ["tera-cdc/cli/"], help: "MQTT topic prefixes RPC replies may go to; a request with any other reply_to is not answered" },
   { name: "rpc-operator-prefixes", env: "TERA_CDC_RPC_OPERATOR_PREFIXES", kind: { type: "list" }, default: [], help: "reply topic prefixes of operators, who see and cancel every snapshot (others only their own)" },
   { name: "rpc-max-request-bytes", env: "TERA_CDC_RPC_MAX_REQUEST_BYTES", kind: { type: "int", min: 256, max: 1048576 }, default: 16384, help: "largest RPC request read; larger ones are dropped" },

@@ -31,6 +31,8 @@ export interface ServiceConfig {
   readonly slot: string;
   readonly qos: 0 | 1 | 2;
   readonly healthPort?: number;
+  /** Address of /healthz and /metrics; 127.0.0.1 when absent. */
+  readonly healthHost?: string;
   readonly mqttUsername?: string;
   readonly mqttPassword?: string;
   readonly mqttCaFile?: string;
@@ -123,7 +125,7 @@ export class CdcService {
   async run(): Promise<void> {
     const c = this.config;
     if (c.healthPort) {
-      this.health = await startHealthServer(c.healthPort, () => ({
+      this.health = await startHealthServer(c.healthHost ?? "127.0.0.1", c.healthPort, () => ({
         healthy: this.state === "streaming" && (this.sink?.connected ?? false),
         state: this.state === "streaming" && !this.sink?.connected ? "reconnecting" : this.state,
         figures: () => this.figures(),
@@ -173,7 +175,13 @@ export class CdcService {
         maxInFlight: c.maxInFlight,
         logger: this.logger,
       });
-      await this.sink.connect();
+      try {
+        await this.sink.connect();
+      } catch (error) {
+        // SIGTERM while the broker was away or refused us: a clean stop, nothing was streamed.
+        if (this.stopRequested) return;
+        throw error;
+      }
       this.logger.info({ protocol: this.sink.protocol, signed: c.signingKey !== undefined }, "broker connected");
       if (c.signingKey !== undefined && !this.sink.isMqtt5) {
         throw new ConfigError(`the broker at ${redactUrl(c.mqttUrl)} speaks only MQTT 3.1.1, which has no user properties to carry the signature: use an MQTT 5 broker (Mosquitto) or leave out --signing-key-file`);
@@ -225,6 +233,8 @@ export class CdcService {
     if (this.stopRequested) return;
     this.stopRequested = true;
     this.state = "stopping";
+    // Still trying to reach the broker at start: stop trying (the sink's retry loop would wait).
+    if (this.sink && !this.sink.connected && !this.stream) void this.sink.close();
     this.stream?.pause();
     this.wake?.();
     this.signalStop();

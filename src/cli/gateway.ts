@@ -21,7 +21,7 @@ export const GATEWAY_SETTINGS: readonly SettingSpec[] = [
   { name: "mqtt-username", env: "TERA_CDC_MQTT_USERNAME", kind: { type: "string" }, help: "broker user name" },
   { name: "mqtt-password", env: "TERA_CDC_MQTT_PASSWORD", kind: { type: "string" }, help: "broker password", secret: true },
   { name: "mqtt-ca", env: "TERA_CDC_MQTT_CA", kind: { type: "file" }, help: "CA certificate file for mqtts:// and wss://" },
-  { name: "host", env: "TERA_CDC_GATEWAY_HOST", kind: { type: "string" }, default: "0.0.0.0", help: "address to listen on" },
+  { name: "host", env: "TERA_CDC_GATEWAY_HOST", kind: { type: "string" }, default: "127.0.0.1", help: "address to listen on (127.0.0.1: this host only; to serve others put a TLS proxy in front, docs/gateway.md)" },
   { name: "port", env: "TERA_CDC_GATEWAY_PORT", kind: { type: "int", min: 0, max: 65535 }, default: 8080, help: "HTTP port: the live page at /, the WebSocket at /ws, /healthz" },
   { name: "auth-secret", env: "TERA_CDC_GATEWAY_AUTH_SECRET", kind: { type: "string" }, help: "HS256 secret of the clients' JWTs (at least 32 bytes)", secret: true },
   { name: "auth-public-key", env: "TERA_CDC_GATEWAY_AUTH_PUBLIC_KEY", kind: { type: "file" }, help: "PEM public key of the clients' JWTs: RSA (RS256) or EC P-256 (ES256)" },
@@ -126,6 +126,7 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
   } catch (error) {
     logger.fatal((error as Error).message.split("\n")[0]);
     await gateway.stop().catch(() => undefined);
+    if (error instanceof ConfigError) throw error;
     return 1;
   }
   await new Promise<void>((resolve) => {

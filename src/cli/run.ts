@@ -49,6 +49,10 @@ export function runConfig(
       throw new ConfigError(`setting ${needed} is missing: --${given} needs --${needed} too (the client certificate and its private key)`);
     }
   }
+  // PostgreSQL's own rule for slot names, checked before anything connects.
+  if (!/^[a-z0-9_]{1,63}$/.test(v.slot as string)) {
+    throw new ConfigError(`setting slot: ${JSON.stringify((v.slot as string).slice(0, 80))} is not a replication slot name: lower-case letters, digits and _ only, at most 63 (for example tera_cdc)`);
+  }
   let tables;
   try {
     tables = (v.tables as string[] | undefined)?.map(parseTableRef);
@@ -82,6 +86,7 @@ export function runConfig(
     slot: v.slot as string,
     qos: Number(v.qos) as 0 | 1 | 2,
     healthPort: v["health-port"] as number | undefined,
+    healthHost: v["health-host"] as string,
     mqttUsername: v["mqtt-username"] as string | undefined,
     mqttPassword: v["mqtt-password"] as string | undefined,
     mqttCaFile: v["mqtt-ca"] as string | undefined,
@@ -97,7 +102,7 @@ export function runConfig(
     standbyPollMs: v["standby-poll-ms"] as number,
     statusIntervalMs: v["status-interval-ms"] as number,
     moduleName: v["module-name"] as string,
-    rpc: v.rpc as boolean,
+    rpc: v.rpc as boolean | undefined,
     snapshotInitial: v.snapshot === "initial",
     snapshotChunkSize: v["snapshot-chunk-size"] as number,
     snapshotModels: (v["snapshot-models"] as string[] | undefined) ?? [],
@@ -151,6 +156,9 @@ export async function runCommand(argv: string[]): Promise<number> {
       config = { ...config, databaseUrl: embedded.databaseUrl, mqttUrl: embedded.mqttUrl };
       // The embedded broker admits its generated identities only: run publishes as tera-cdc's.
       if (embedded.broker) config = { ...config, mqttUsername: embedded.broker.publisher.username, mqttPassword: embedded.broker.publisher.password };
+      // RPC is on by default only here: the embedded broker admits its generated identities only
+      // and lets only the local commands' identity publish on the RPC topic (docs/security.md).
+      if (embedded.broker && config.rpc === undefined) config = { ...config, rpc: true };
       const printed = embedded;
       banner = setInterval(() => {
         if (service?.currentState !== "streaming") return;

@@ -4,6 +4,7 @@ import type { Duplex } from "node:stream";
 import mqtt, { type MqttClient } from "mqtt";
 import { WebSocket, WebSocketServer } from "ws";
 import { databaseEventTopic, toMqttTopic } from "../messages/index.js";
+import { ConfigError } from "../errors.js";
 import type { Logger } from "../ops/log.js";
 import { formatLsn, parseLsn } from "../lsn.js";
 import { DEFAULT_POSITION_LIMITS, PositionGuard } from "../client/dedupe.js";
@@ -168,7 +169,12 @@ export class Gateway {
     this.http = createServer((req, res) => this.serveHttp(req, res));
     this.http.on("upgrade", (req, socket, head) => void this.upgrade(req, socket, head));
     await new Promise<void>((resolve, reject) => {
-      this.http!.once("error", reject);
+      this.http!.once("error", (error: Error & { code?: string }) => {
+        // The user's to fix (another port, or stop what holds it): exit 2, like any bad setting.
+        if (error.code === "EADDRINUSE") reject(new ConfigError(`setting port: ${o.host}:${o.port} is already in use: choose another --port or stop what listens there`));
+        else if (error.code === "EADDRNOTAVAIL" || error.code === "EACCES") reject(new ConfigError(`setting host/port: cannot listen on ${o.host}:${o.port} (${error.code}): give an address of this host and a port you may use`));
+        else reject(error);
+      });
       this.http!.listen(o.port, o.host, () => resolve());
     });
     const address = this.http.address();

@@ -9,7 +9,11 @@ export interface HealthState {
 }
 
 /** `GET /healthz`: 200 while streaming, 503 otherwise; the body never holds a URL or secret. */
-export function startHealthServer(port: number, health: () => HealthState, metrics?: () => Promise<string>): Promise<Server> {
+/**
+ * Listens on `host` (127.0.0.1 unless --health-host says otherwise): the figures show positions
+ * and states that are nobody else's business, so another host sees them only when asked for.
+ */
+export function startHealthServer(host: string, port: number, health: () => HealthState, metrics?: () => Promise<string>): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.url === "/healthz" || req.url === "/health") {
       const h = health();
@@ -33,6 +37,6 @@ export function startHealthServer(port: number, health: () => HealthState, metri
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, "0.0.0.0", () => resolve(server));
+    server.listen(port, host, () => resolve(server));
   });
 }

@@ -39,6 +39,9 @@ export class MqttSink extends EventEmitter implements SinkConnection {
   private reconnectDelay = FIRST_RECONNECT_DELAY_MS;
   private brokerMaxPacket = Number.POSITIVE_INFINITY;
   private closing = false;
+  /** While connect() is between attempts or in one: what close() cuts short (SIGTERM at start). */
+  private connecting: MqttClient | null = null;
+  private wakeRetry: (() => void) | null = null;
   /** Set when the window filled up; cleared once half of it is acknowledged (see hasRoom). */
   private refilling = false;
 
@@ -98,7 +101,14 @@ export class MqttSink extends EventEmitter implements SinkConnection {
       }
       this.emit("disconnected", outcome);
       this.options.logger.warn({ retryInMs: this.reconnectDelay }, `broker unreachable: ${outcome}; retrying`);
-      await sleep(this.reconnectDelay);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.reconnectDelay);
+        this.wakeRetry = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeRetry = null;
       this.reconnectDelay = Math.min(this.reconnectDelay * 2, MAX_RECONNECT_DELAY_MS);
     }
   }
@@ -126,11 +136,13 @@ export class MqttSink extends EventEmitter implements SinkConnection {
       properties: protocolVersion === 5 ? { requestProblemInformation: true } : undefined,
     };
     const client = mqtt.connect(o.url, clientOptions);
+    this.connecting = client;
     return new Promise((resolve) => {
       // Only our own listeners come off: mqtt.js keeps its state (connected, reconnect, queued
       // packets) in listeners of its own on the same events, so removeAllListeners() would leave
       // a client that never notices a lost broker.
       const detach = () => {
+        this.connecting = null;
         client.off("connect", onConnect);
         client.off("error", onError);
         client.off("close", onClose);
@@ -243,6 +255,9 @@ export class MqttSink extends EventEmitter implements SinkConnection {
 
   async close(): Promise<void> {
     this.closing = true;
+    // A connect() still trying (broker away, password refused) ends now, not after its wait.
+    this.wakeRetry?.();
+    this.connecting?.end(true);
     const client = this.client;
     this.client = null;
     if (!client) return;
