@@ -43,9 +43,10 @@ describe("docker-compose.yml", () => {
   const { db, broker } = compose.services;
   const cdc = compose.services["tera-cdc"]!;
 
-  it("has the three services, each with a health check", () => {
-    expect(Object.keys(compose.services).sort()).toEqual(["broker", "db", "tera-cdc"]);
+  it("has the three services, each with a health check, and the one-shot secrets step", () => {
+    expect(Object.keys(compose.services).sort()).toEqual(["broker", "db", "secrets", "tera-cdc"]);
     for (const [name, service] of Object.entries(compose.services)) {
+      if (name === "secrets") continue;
       expect(service.healthcheck?.test?.[0], name).toMatch(/^CMD(-SHELL)?$/);
       expect(service.healthcheck!.test.length, name).toBeGreaterThan(1);
       expect(service.healthcheck!.retries, name).toBeGreaterThan(0);
@@ -77,10 +78,18 @@ describe("docker-compose.yml", () => {
     const config = mounts(broker!).find((m) => m.target === "/mosquitto/config/mosquitto.conf")!;
     const conf = readFileSync(join(ROOT, config.source), "utf8");
     expect(conf).toMatch(/^listener 1883$/m);
-    expect(conf).toMatch(/^allow_anonymous true$/m);
-    expect(broker!.healthcheck!.test.slice(1, 2)).toEqual(["mosquitto_sub"]);
-    // `$$` is Compose's escape for a literal `$`.
-    expect(broker!.healthcheck!.test).toContain("$$SYS/broker/version");
+    // Issue 14 item 6: passwords and an ACL, generated at the first start (test/compose/broker-acl.test.ts runs them).
+    expect(conf).toMatch(/^allow_anonymous false$/m);
+    expect(conf).toMatch(/^password_file \/secrets\/passwd$/m);
+    expect(conf).toMatch(/^acl_file \/mosquitto\/config\/acl$/m);
+    expect(mounts(broker!)).toEqual(expect.arrayContaining([{ source: "./docker/mosquitto.acl", target: "/mosquitto/config/acl" }, { source: "secrets", target: "/secrets" }]));
+    expect(broker!.depends_on).toEqual({ secrets: { condition: "service_completed_successfully" } });
+    expect(mounts(compose.services.secrets!)).toEqual(expect.arrayContaining([{ source: "./docker/init-secrets.sh", target: "/init-secrets.sh" }]));
+    // The health check subscribes as ops (`$$` is Compose's escape for a literal `$`).
+    expect(broker!.healthcheck!.test[0]).toBe("CMD-SHELL");
+    expect(broker!.healthcheck!.test[1]).toMatch(/^mosquitto_sub .*-u ops -P "\$\$\(cat \/secrets\/mqtt-ops\.password\)".*\$\$SYS\/broker\/version/);
+    // No password in the file: tera-cdc reads its own from the secrets volume.
+    expect(text).not.toMatch(/TERA_CDC_MQTT_PASSWORD:/);
     expect(broker!.ports!.map(withDefaults)).toEqual(["127.0.0.1:1883:1883"]);
   });
 
