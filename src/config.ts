@@ -23,6 +23,8 @@ type Kind =
   | { type: "list" }
   /** `pem`: the file must hold a PEM certificate or private key (checked now, not at the first TLS handshake). */
   | { type: "file"; pem?: "certificate" | "private key" }
+  /** The stream's signing key (src/signing-key.ts): an owner-only file of at least 32 bytes, checked now. */
+  | { type: "signing-key" }
   | { type: "bool" };
 
 export interface SettingSpec {
@@ -128,6 +130,8 @@ function describe(kind: Kind): string {
       return kind.pem ? `a readable PEM ${kind.pem} file` : "a readable file path";
     case "bool":
       return "true or false";
+    case "signing-key":
+      return "an owner-only (chmod 600) file holding a key of at least 32 bytes";
   }
 }
 
@@ -185,6 +189,17 @@ function validate(spec: SettingSpec, raw: unknown, source: string): string | num
         } catch {
           return fail(kind.pem === "certificate" ? " (not a PEM certificate)" : " (not an unencrypted PEM private key)");
         }
+      }
+      return raw;
+    }
+    case "signing-key": {
+      if (typeof raw !== "string" || raw === "") return fail();
+      try {
+        readSigningKey(raw);
+      } catch (error) {
+        // The reason names the file and the fix, never the key.
+        if (error instanceof SigningKeyError) throw new ConfigError(`setting ${spec.name} (from ${source}): ${error.message}`);
+        throw error;
       }
       return raw;
     }
@@ -287,7 +302,7 @@ export const RUN_SETTINGS: readonly SettingSpec[] = [
   { name: "dead-letter-topic", env: "TERA_CDC_DEAD_LETTER_TOPIC", kind: { type: "string" }, default: "tera-cdc/dead-letter", help: "MQTT topic of refused events under --on-oversize dead-letter" },
   { name: "batch-events", env: "TERA_CDC_BATCH_EVENTS", kind: { type: "int", min: 1, max: 10000 }, default: 1, help: "DatabaseEvents of one model and transaction per TeraEvent (1: OpenTera's one per message)" },
   { name: "batch-bytes", env: "TERA_CDC_BATCH_BYTES", kind: { type: "int", min: 1024, max: 268435455 }, default: 65536, help: "largest batched TeraEvent payload" },
-  { name: "signing-key-file", env: "TERA_CDC_SIGNING_KEY_FILE", kind: { type: "string" }, help: "file (mode 0600) of the key that signs every message (HMAC-SHA256, property sig; docs/security.md); needs an MQTT 5 broker" },
+  { name: "signing-key-file", env: "TERA_CDC_SIGNING_KEY_FILE", kind: { type: "signing-key" }, help: "file (mode 0600) of the key that signs every message (HMAC-SHA256, property sig; docs/security.md); needs an MQTT 5 broker" },
   { name: "log-level", env: "TERA_CDC_LOG_LEVEL", kind: { type: "enum", values: ["trace", "debug", "info", "warn", "error", "fatal", "silent"] }, default: "info", help: "log level" },
   { name: "log-to-mqtt", env: "TERA_CDC_LOG_TO_MQTT", kind: { type: "bool" }, default: false, help: "also publish tera-cdc's own log lines as OpenTera LogEvents on log/<level>" },
   { name: "standby-poll-ms", env: "TERA_CDC_STANDBY_POLL_MS", kind: { type: "int", min: 100, max: 600000 }, default: 2000, help: "how often a standby checks whether the slot is free" },
@@ -323,13 +338,14 @@ export function tableSettingsFor(all: Readonly<Record<string, TableSettings>>, r
   return all[`${ref.schema}.${ref.table}`] ?? {};
 }
 
-/** The `signing-key-file` setting's key, read and checked (owner-only file, at least 32 bytes); undefined when not set. */
+/** The `signing-key-file` setting's key (the file was checked when the settings were read); undefined when not set. */
 export function signingKeyOf(values: SettingValues): Buffer | undefined {
   const path = values["signing-key-file"] as string | undefined;
   if (path === undefined) return undefined;
   try {
     return readSigningKey(path);
   } catch (error) {
+    // Changed since it was checked a moment ago.
     if (error instanceof SigningKeyError) throw new ConfigError(`setting signing-key-file: ${error.message}`);
     throw error;
   }

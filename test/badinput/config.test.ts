@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -31,11 +31,18 @@ const PASSWORD = "pw-Zq81-never-shown";
 const dir = mkdtempSync(join(tmpdir(), "tera-cdc-badconfig-"));
 const garbageFile = join(dir, "garbage.pem");
 const directory = join(dir, "a-directory");
+const openKeyFile = join(dir, "open.key");
+const shortKeyFile = join(dir, "short.key");
+const goodKeyFile = join(dir, "signing.key");
 let certs: TestCertificates;
 
 beforeAll(() => {
   certs = makeTestCertificates();
   writeFileSync(garbageFile, "this is not a certificate\n");
+  writeFileSync(openKeyFile, `${"k".repeat(64)}\n`, { mode: 0o644 });
+  chmodSync(openKeyFile, 0o644);
+  writeFileSync(shortKeyFile, "short-key\n", { mode: 0o600 });
+  writeFileSync(goodKeyFile, `${"k".repeat(64)}\n`, { mode: 0o600 });
   mkdirSync(directory);
 });
 
@@ -80,6 +87,12 @@ function badTexts(spec: SettingSpec): Bad[] {
       ];
     case "bool":
       return [{ value: "maybe", why: "not a boolean" }];
+    case "signing-key":
+      return [
+        { value: join(dir, "missing.key"), why: "missing file" },
+        { value: openKeyFile, why: "readable by others" },
+        { value: shortKeyFile, why: "shorter than 32 bytes" },
+      ];
     default:
       throw new Error(`setting ${(spec as SettingSpec).name} has a kind this test does not know: add its bad values`);
   }
@@ -91,6 +104,7 @@ function badFileValues(spec: SettingSpec): Bad[] {
     case "string":
     case "url":
     case "file":
+    case "signing-key":
       return [{ value: 42, why: "a number" }, { value: ["a"], why: "a list" }];
     case "int":
       return [{ value: "many", why: "a string" }, { value: true, why: "a boolean" }];
@@ -124,6 +138,8 @@ function goodValue(spec: SettingSpec): { value: string; companions: string[] } {
       return { value: kind.pem === "private key" ? certs.clientKey : certs.caCert, companions };
     case "bool":
       return { value: "true", companions };
+    case "signing-key":
+      return { value: goodKeyFile, companions };
     default:
       throw new Error(`setting ${(spec as SettingSpec).name} has a kind this test does not know`);
   }
