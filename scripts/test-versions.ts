@@ -16,6 +16,8 @@ const SUPPORTED = [14, 15, 16, 17, 18];
 const CORE = [
   "test/integration/run.test.ts",
   "test/integration/types.test.ts",
+  "test/oracle/values.test.ts",
+  "test/faults/restart.test.ts",
   "test/faults/database.test.ts",
   "test/faults/kill-restart.test.ts",
   "test/faults/restart.test.ts",

@@ -2,6 +2,7 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import YAML from "yaml";
 import { ConfigError } from "./errors.js";
+import { splitHosts } from "./source/host-list.js";
 import { redactUrl } from "./ops/log.js";
 import type { TableSettings } from "./model/plan.js";
 import { readSigningKey, SigningKeyError } from "./signing-key.js";
@@ -17,7 +18,7 @@ export { ConfigError } from "./errors.js";
 type Kind =
   | { type: "string" }
   /** `libpqSslModes`: the URL's sslmode means what it means to libpq and psql (withLibpqSslModes). */
-  | { type: "url"; schemes: readonly string[]; requireHost?: boolean; libpqSslModes?: boolean }
+  | { type: "url"; schemes: readonly string[]; requireHost?: boolean; libpqSslModes?: boolean; multiHost?: boolean }
   | { type: "int"; min: number; max: number }
   | { type: "enum"; values: readonly string[] }
   | { type: "list" }
@@ -148,14 +149,25 @@ function validate(spec: SettingSpec, raw: unknown, source: string): string | num
       return raw as string;
     case "url": {
       if (typeof raw !== "string") return fail();
-      let parsed: URL;
-      try {
-        parsed = new URL(raw);
-      } catch {
-        return fail(" (not a URL)");
+      // libpq's host list (a:5432,b:5432) is checked host by host (src/source/host-list.ts).
+      let each: readonly string[] = [raw];
+      if (kind.multiHost) {
+        try {
+          each = splitHosts(raw).urls;
+        } catch (error) {
+          return fail(` (${(error as Error).message})`);
+        }
       }
-      if (!kind.schemes.includes(parsed.protocol.replace(/:$/, ""))) fail(` (scheme ${parsed.protocol})`);
-      if (kind.requireHost && !parsed.hostname) fail(" (no host)");
+      for (const one of each) {
+        let parsed: URL;
+        try {
+          parsed = new URL(one);
+        } catch {
+          return fail(" (not a URL)");
+        }
+        if (!kind.schemes.includes(parsed.protocol.replace(/:$/, ""))) fail(` (scheme ${parsed.protocol})`);
+        if (kind.requireHost && !parsed.hostname) fail(" (no host)");
+      }
       return kind.libpqSslModes ? withLibpqSslModes(raw) : raw;
     }
     case "int": {
@@ -282,7 +294,7 @@ function parseTableSettings(table: string, raw: unknown, path: string): TableSet
 
 /** Settings of `tera-cdc run`. */
 export const RUN_SETTINGS: readonly SettingSpec[] = [
-  { name: "database-url", env: "TERA_CDC_DATABASE_URL", kind: { type: "url", schemes: ["postgres", "postgresql"], libpqSslModes: true }, help: "PostgreSQL connection URL", secret: false },
+  { name: "database-url", env: "TERA_CDC_DATABASE_URL", kind: { type: "url", schemes: ["postgres", "postgresql"], libpqSslModes: true, multiHost: true }, help: "PostgreSQL connection URL; several hosts (postgres://u@a:5432,b:5432/db) follow the read-write one (target_session_attrs)", secret: false },
   { name: "mqtt-url", env: "TERA_CDC_MQTT_URL", kind: { type: "url", schemes: ["mqtt", "mqtts", "ws", "wss", "tcp", "ssl"], requireHost: true }, help: "MQTT broker URL" },
   { name: "tables", env: "TERA_CDC_TABLES", kind: { type: "list" }, help: "comma list of table or schema.table (default: the publication's tables)" },
   { name: "publication", env: "TERA_CDC_PUBLICATION", kind: { type: "string" }, default: "tera_cdc", help: "publication, created for --tables if missing" },

@@ -16,6 +16,7 @@ import { CatalogReader } from "./source/catalog.js";
 import { FatalError, isConnectionError } from "./errors.js";
 import { formatLsn, type Lsn, parseLsn } from "./lsn.js";
 import { type Query, withDatabase } from "./source/database.js";
+import { chooseHost } from "./source/hosts.js";
 import { OriginGuard } from "./source/origin.js";
 import { ReplicationStream } from "./source/replication.js";
 import { prepareDatabase, slotHolder, type TableRef } from "./source/setup.js";
@@ -104,6 +105,8 @@ export class CdcService {
   private streamed = false;
   /** Where this slot's stream came from: refuses a silent new slot (src/source/origin.ts). */
   private origin: OriginGuard | null = null;
+  /** The one host of --database-url in use (src/source/hosts.ts); chosen again before each connection cycle. */
+  private databaseUrl = "";
 
   constructor(
     private readonly config: ServiceConfig,
@@ -140,6 +143,7 @@ export class CdcService {
     this.logger.info({ database: redactUrl(c.databaseUrl), broker: redactUrl(c.mqttUrl), slot: c.slot, publication: c.publication }, "starting");
     let originTimer: NodeJS.Timeout | undefined;
     try {
+      await this.followHost();
       const origin = new OriginGuard(c.dataDir, c.slot, c.startAfresh === true, {
         warn: (message) => this.logger.warn(message),
         info: (message) => this.logger.info(message),
@@ -150,7 +154,7 @@ export class CdcService {
           slot: c.slot,
           publication: c.publication,
           tables: c.tables,
-          beforeSlot: (slotNow) => origin.check(c.databaseUrl, slotNow),
+          beforeSlot: (slotNow) => origin.check(this.databaseUrl, slotNow),
         });
         const confirmed = (await query("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1", [c.slot])).rows[0]?.lsn;
         if (confirmed) origin.save(parseLsn(confirmed));
@@ -188,7 +192,7 @@ export class CdcService {
       }
       this.slotCreated = prepared.slotCreated;
       this.snapshots = new SnapshotFeature({
-        databaseUrl: c.databaseUrl,
+        databaseUrl: this.databaseUrl,
         slot: c.slot,
         publication: c.publication,
         chunkSize: c.snapshotChunkSize ?? 2048,
@@ -262,6 +266,16 @@ export class CdcService {
     let delay = 500;
     let startLsn: Lsn = 0n;
     while (!this.stopRequested) {
+      try {
+        await this.followHost();
+      } catch (error) {
+        // Every host down, or none read-write yet (a failover under way): wait as after a lost connection.
+        this.state = "reconnecting";
+        this.logger.warn({ retryInMs: delay }, oneLine(error as Error));
+        await this.sleep(delay);
+        delay = Math.min(delay * 2, MAX_RECONNECT_DELAY_MS);
+        continue;
+      }
       // Standby: another instance streams from the slot; take over when it lets go.
       let holder = await this.withDatabase((query) => slotHolder(query, c.slot)).catch(() => null);
       if (holder !== null) {
@@ -295,7 +309,7 @@ export class CdcService {
       // The slot vanished under the stream (dropped; or a failover to a server without it): stop and say what may be missed.
       if ((error as { code?: string }).code === "42704" && this.origin) {
         const confirmed = await this.tearDownStream();
-        throw await this.origin.slotGone(c.databaseUrl, confirmed);
+        throw await this.origin.slotGone(this.databaseUrl, confirmed);
       }
       if (error instanceof FatalError) throw error;
       if (isSlotInUse(error)) {
@@ -327,9 +341,9 @@ export class CdcService {
 
   private async connectStream(startLsn: Lsn, ended: (error: Error) => void): Promise<void> {
     const c = this.config;
-    const stream = new ReplicationStream({ databaseUrl: c.databaseUrl, slot: c.slot, publication: c.publication });
+    const stream = new ReplicationStream({ databaseUrl: this.databaseUrl, slot: c.slot, publication: c.publication });
     const openCatalogClient = async () => {
-      const client = new pg.Client({ connectionString: c.databaseUrl, application_name: "tera-cdc catalog" });
+      const client = new pg.Client({ connectionString: this.databaseUrl, application_name: "tera-cdc catalog" });
       client.on("error", () => {});
       await client.connect();
       return client;
@@ -438,7 +452,17 @@ export class CdcService {
   }
 
   private withDatabase<T>(work: (query: Query) => Promise<T>): Promise<T> {
-    return withDatabase(this.config.databaseUrl, "tera-cdc setup", work);
+    return withDatabase(this.databaseUrl, "tera-cdc setup", work);
+  }
+
+  /**
+   * Chooses the host of --database-url to use now: with several hosts, the first that answers and
+   * is read-write (target_session_attrs), so a promoted standby is followed after a failover.
+   */
+  private async followHost(): Promise<void> {
+    const url = await chooseHost(this.config.databaseUrl);
+    if (url !== this.databaseUrl && this.databaseUrl !== "") this.logger.warn({ database: redactUrl(url) }, "following another host of the database URL");
+    this.databaseUrl = url;
   }
 
   private sleep(ms: number): Promise<void> {

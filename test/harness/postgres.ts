@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { chownSync, mkdtempSync, rmSync } from "node:fs";
+import { chownSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -41,6 +41,13 @@ export interface PostgresServer {
   stopServer(): Promise<void>;
   startServer(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * A streaming physical standby of this (local) cluster, from a cold copy of its data; `settings`
+   * add to the primary's (primary_slot_name, sync_replication_slots, ...). Its close() removes it.
+   */
+  startStandby?(settings?: Record<string, string>): Promise<PostgresServer>;
+  /** SIGKILL of the postmaster: a crash of the server (local clusters only). */
+  kill?(): Promise<void>;
 }
 
 export interface PostgresOptions {
@@ -80,9 +87,53 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     gid,
     stdio: "pipe",
   });
+  const cluster = await localCluster({ root, dataDir, bin, uid, gid, settings });
+  return {
+    ...cluster.server,
+    async startStandby(standbySettings = {}) {
+      // A cold copy is a valid base backup (no pg_basebackup in the npm packages): stop, copy, start both.
+      await cluster.stop();
+      const standbyRoot = mkdtempSync(join(tmpdir(), "tera-cdc-pg-standby-"));
+      const standbyData = join(standbyRoot, "data");
+      execFileSync("cp", ["-a", dataDir, standbyData]);
+      rmSync(join(standbyData, "postmaster.pid"), { force: true });
+      writeFileSync(join(standbyData, "standby.signal"), "");
+      if (asRoot) {
+        chownSync(standbyRoot, uid!, gid!);
+        chownSync(join(standbyData, "standby.signal"), uid!, gid!);
+      }
+      await cluster.start();
+      const standby = await localCluster({
+        root: standbyRoot,
+        dataDir: standbyData,
+        bin,
+        uid,
+        gid,
+        settings: {
+          ...settings,
+          hot_standby: "on",
+          primary_conninfo: `host=127.0.0.1 port=${cluster.server.port} user=postgres dbname=postgres application_name=standby`,
+          ...standbySettings,
+        },
+      });
+      return standby.server;
+    },
+    kill: cluster.kill,
+  };
+}
+
+/** A cluster in `dataDir` on a free port, started; `kill` is SIGKILL of the postmaster (a crash). */
+async function localCluster(c: {
+  root: string;
+  dataDir: string;
+  bin: string;
+  uid?: number;
+  gid?: number;
+  settings: Record<string, string>;
+}): Promise<{ server: PostgresServer; start(): Promise<void>; stop(): Promise<void>; kill(): Promise<void> }> {
+  const { root, dataDir, bin, uid, gid } = c;
   const port = await freePort();
-  settings.listen_addresses = "127.0.0.1";
-  settings.unix_socket_directories = root;
+  const settings = { ...c.settings, listen_addresses: "127.0.0.1", unix_socket_directories: root };
   let child: ChildProcess | null = null;
   let log = "";
   const start = async () => {
@@ -109,8 +160,27 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     running.kill("SIGINT"); // fast shutdown
     await exited(running, 30_000);
   };
+  const kill = async () => {
+    const running = child;
+    child = null;
+    if (!running || running.exitCode !== null) return;
+    running.kill("SIGKILL");
+    await exited(running, 30_000);
+    // Its backends notice the postmaster's death and exit; the port is free once they have.
+    await waitFor(`the killed PostgreSQL's backends to exit (port ${port})`, async () => {
+      const client = new pg.Client({ host: "127.0.0.1", port, user: "postgres", database: "postgres", connectionTimeoutMillis: 1000 });
+      try {
+        await client.connect();
+        return undefined;
+      } catch {
+        return true;
+      } finally {
+        await client.end().catch(() => {});
+      }
+    }, 30_000);
+  };
   await start();
-  return postgresServer(`postgres://postgres@127.0.0.1:${port}/postgres`, port, {
+  const server = postgresServer(`postgres://postgres@127.0.0.1:${port}/postgres`, port, {
     stopServer: stop,
     startServer: start,
     close: async () => {
@@ -118,6 +188,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
       rmSync(root, { recursive: true, force: true });
     },
   });
+  return { server, start, stop, kill };
 }
 
 async function startPostgresContainer(settings: Record<string, string>, version: number): Promise<PostgresServer> {
