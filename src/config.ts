@@ -2,6 +2,7 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import YAML from "yaml";
 import { ConfigError } from "./errors.js";
+import { readCredentials } from "./mqtt/connect.js";
 import { splitHosts } from "./source/host-list.js";
 import { redactUrl } from "./ops/log.js";
 import type { TableSettings } from "./model/plan.js";
@@ -374,12 +375,11 @@ export interface MqttCredentials {
 
 /** Reads the `mqtt-username`, `mqtt-password`, `mqtt-ca`, `mqtt-cert` and `mqtt-key` settings (files already validated). */
 export function mqttCredentials(values: SettingValues): MqttCredentials {
-  const file = (name: string) => (values[name] === undefined ? undefined : readFileSync(values[name] as string));
-  return {
+  return readCredentials({
     username: values["mqtt-username"] as string | undefined,
     password: values["mqtt-password"] as string | undefined,
-    ca: file("mqtt-ca"),
-    cert: file("mqtt-cert"),
-    key: file("mqtt-key"),
-  };
+    caFile: values["mqtt-ca"] as string | undefined,
+    certFile: values["mqtt-cert"] as string | undefined,
+    keyFile: values["mqtt-key"] as string | undefined,
+  });
 }

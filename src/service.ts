@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import pg from "pg";
 import { TypeCatalog } from "./decode/types.js";
@@ -14,6 +13,7 @@ import { PipelineStats } from "./pipeline/stats.js";
 import { MqttSink } from "./sinks/mqtt/sink.js";
 import { CatalogReader } from "./source/catalog.js";
 import { FatalError, isConnectionError } from "./errors.js";
+import { readCredentials } from "./mqtt/connect.js";
 import { formatLsn, type Lsn, parseLsn } from "./lsn.js";
 import { type Query, withDatabase } from "./source/database.js";
 import { chooseHost } from "./source/hosts.js";
@@ -164,13 +164,7 @@ export class CdcService {
       for (const sql of prepared.applied) this.logger.info({ sql }, "applied");
       this.reportTables(prepared.tables);
 
-      const credentials = {
-        username: c.mqttUsername,
-        password: c.mqttPassword,
-        ca: c.mqttCaFile ? readFileSync(c.mqttCaFile) : undefined,
-        cert: c.mqttCertFile ? readFileSync(c.mqttCertFile) : undefined,
-        key: c.mqttKeyFile ? readFileSync(c.mqttKeyFile) : undefined,
-      };
+      const credentials = readCredentials({ username: c.mqttUsername, password: c.mqttPassword, caFile: c.mqttCaFile, certFile: c.mqttCertFile, keyFile: c.mqttKeyFile });
       this.sink = new MqttSink({
         url: c.mqttUrl,
         qos: c.qos,
@@ -203,10 +197,8 @@ export class CdcService {
         rpc: c.rpc ?? false,
         rpcPolicy: c.rpcPolicy ?? DEFAULT_RPC_POLICY,
         mqttUrl: c.mqttUrl,
-        mqttOptions: {
-          clientId: `${c.mqttClientId ?? `tera-cdc-${c.slot}`}-rpc-${randomBytes(4).toString("hex")}`,
-          ...credentials,
-        },
+        mqttCredentials: credentials,
+        mqttClientId: `${c.mqttClientId ?? `tera-cdc-${c.slot}`}-rpc-${randomBytes(4).toString("hex")}`,
         types: this.types,
         tableSettings: this.settingsOf,
         figures: () => ({ state: this.state, ...this.figures() }),

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
+import { connectBroker, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
 import { ConfigError, mqttCredentials, parseSettings, type SettingSpec } from "../config.js";
 import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
 import { encodeMessage, moduleRpcTopic, toMqttTopic, type Value } from "../messages/index.js";
@@ -71,14 +72,7 @@ export async function snapshotCommand(argv: string[]): Promise<number> {
     }
   }
   const rpcTopic = toMqttTopic(moduleRpcTopic(moduleName));
-  const client = await mqtt.connectAsync(v["mqtt-url"] as string, {
-    protocolVersion: 5,
-    clientId,
-    clean: true,
-    reconnectPeriod: 1000,
-    connectTimeout: 10_000,
-    ...mqttCredentials(v),
-  });
+  const { client } = await connectBroker(v["mqtt-url"] as string, mqttCredentials(v), { clientId, clean: true, reconnectPeriod: RECONNECT_STEADY_MS }, 5);
   try {
     return await follow(client, { model, filter, json, moduleName, replyTopic, rpcTopic, timeoutMs: (v.timeout as number) * 1000 });
   } finally {

@@ -1,4 +1,4 @@
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import { connectBroker, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
 import { ConfigError, mqttCredentials, type SettingSpec } from "../config.js";
 import { DATABASE_EVENTS_TOPIC_PREFIX, decodeTeraEvent, toMqttTopic, unpackAny } from "../messages/index.js";
 import { createLogger, type Logger, type LogLevel, redactUrl } from "../ops/log.js";
@@ -99,18 +99,6 @@ const EXAMPLES = [
   "tera-cdc tail --mqtt-url mqtt://broker:1883 --json | jq .object",
 ];
 
-async function connect(url: string, options: IClientOptions, logger: Logger): Promise<MqttClient> {
-  try {
-    return await mqtt.connectAsync(url, { ...options, protocolVersion: 5 }, false);
-  } catch (error) {
-    const message = (error as Error).message;
-    // A 3.1.1-only broker refuses or drops a version 5 CONNECT: try again at 3.1.1.
-    if (!/unsupported protocol|protocol version|connection closed|ECONNRESET/i.test(message) && (error as { code?: number }).code !== 132 && (error as { code?: number }).code !== 1) throw error;
-    logger.info("broker does not speak MQTT 5; subscribing with MQTT 3.1.1 (no lsn or seq)");
-    return mqtt.connectAsync(url, { ...options, protocolVersion: 4 }, false);
-  }
-}
-
 export async function tailCommand(argv: string[]): Promise<number> {
   const v = flagsOnlyCommand("tail", TAIL_SETTINGS, argv, { usage: USAGE, examples: EXAMPLES });
   if (!v) return 0;
@@ -129,18 +117,9 @@ export async function tailCommand(argv: string[]): Promise<number> {
     }
   }
   const url = v["mqtt-url"] as string;
-  const client = await connect(
-    url,
-    {
-      clean: true,
-      reconnectPeriod: 0,
-      connectTimeout: 10_000,
-      ...mqttCredentials(v),
-    },
-    logger,
-  );
-  // Connected once: from now on mqtt.js reconnects (and subscribes again) by itself.
-  client.options.reconnectPeriod = 1000;
+  // Connected once, mqtt.js reconnects (and subscribes again) by itself.
+  const { client, protocolVersion } = await connectBroker(url, mqttCredentials(v), { clean: true, reconnectPeriod: RECONNECT_STEADY_MS });
+  if (protocolVersion === 4) logger.info("broker does not speak MQTT 5; subscribing with MQTT 3.1.1 (no lsn or seq)");
   client.on("offline", () => logger.warn("broker connection lost; reconnecting"));
   client.on("error", (error) => logger.warn(`broker error: ${error.message}`));
 
@@ -168,7 +147,7 @@ export async function tailCommand(argv: string[]): Promise<number> {
     }
   });
   await client.subscribeAsync(topic, { qos: 1 });
-  logger.info({ broker: redactUrl(url), topic, mqtt5: client.options.protocolVersion === 5 }, "subscribed");
+  logger.info({ broker: redactUrl(url), topic, mqtt5: protocolVersion === 5 }, "subscribed");
   const onSignal = () => finish();
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);

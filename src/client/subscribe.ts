@@ -8,9 +8,11 @@
  * dropped by (lsn, seq) within a bounded window.
  */
 import { randomBytes } from "node:crypto";
-import mqtt from "mqtt";
+import type mqtt from "mqtt";
 import type { IPublishPacket } from "mqtt";
-import { redactUrl } from "../ops/redact.js";
+import { connectBroker, openClient, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
+import { sendPuback } from "../mqtt/internals.js";
+import { redactUrl } from "../redact.js";
 import { DATABASE_EVENTS_TOPIC_PREFIX, databaseEventTopic, toMqttTopic } from "../messages/index.js";
 import { verify } from "../messages/signature.js";
 import { CHANGE_OPS, type Change, type ChangeOp, changeKey, decodeChanges } from "./change.js";
@@ -236,29 +238,16 @@ export function changes(options: SubscribeOptions): AsyncIterableIterator<Change
  * connection, refused with "unacceptable protocol version" by a 3.1.1 broker.
  */
 export async function brokerProtocol(options: Pick<SubscribeOptions, "mqttUrl" | "mqtt">): Promise<4 | 5> {
-  const probe = mqtt.connect(options.mqttUrl, {
-    connectTimeout: 10_000,
+  const { client, protocolVersion } = await connectBroker(options.mqttUrl, {}, {
     ...options.mqtt,
-    protocolVersion: 5,
     clientId: `tera-cdc-probe-${randomBytes(6).toString("hex")}`,
     clean: true,
     reconnectPeriod: 0,
     properties: undefined,
   });
-  try {
-    return await new Promise<4 | 5>((resolve, reject) => {
-      probe.once("connect", () => resolve(5));
-      probe.once("error", (error: Error & { code?: number }) => {
-        if (/unacceptable protocol version|unsupported protocol/i.test(error.message) || error.code === 1 || error.code === 132) resolve(4);
-        else reject(error);
-      });
-      probe.once("close", () => reject(new Error(`cannot connect to ${options.mqttUrl}`)));
-    });
-  } finally {
-    probe.removeAllListeners();
-    probe.on("error", () => {});
-    probe.end(true);
-  }
+  client.on("error", () => {});
+  client.end(true);
+  return protocolVersion;
 }
 
 /** The MQTT topic filters for the options: the given topics, one per model, or every model; shared when a group is given. */
@@ -311,11 +300,9 @@ async function open(options: SubscribeOptions, maxBatch: number, processChanges:
   if (protocolVersion === 4 && options.signingKey !== undefined) {
     throw new Error("a signing key needs an MQTT 5 broker (the signature is a user property); this broker speaks only MQTT 3.1.1, so no message could be verified");
   }
-  const client = mqtt.connect(options.mqttUrl, {
-    reconnectPeriod: 1000,
-    connectTimeout: 10_000,
+  const client = openClient(options.mqttUrl, {}, protocolVersion, {
+    reconnectPeriod: RECONNECT_STEADY_MS,
     ...options.mqtt,
-    protocolVersion,
     clientId,
     clean: session === "clean",
     properties:
@@ -359,7 +346,7 @@ async function open(options: SubscribeOptions, maxBatch: number, processChanges:
     if (received.packet.qos === 0 || messageId === undefined) return;
     // On a newer connection the same packet id may name another message; the broker re-sends this one there.
     if (!client.connected || client.stream !== received.stream) return;
-    (client as unknown as PacketWriter)._sendPacket({ cmd: "puback", messageId, reasonCode: 0 }, undefined, undefined, true);
+    sendPuback(client, messageId);
   };
 
   const work = async () => {
@@ -458,11 +445,6 @@ async function open(options: SubscribeOptions, maxBatch: number, processChanges:
       await client.endAsync(false);
     },
   };
-}
-
-/** mqtt.js's internal writer, used to send a PUBACK on its own (no public API for a delayed acknowledgement). */
-interface PacketWriter {
-  _sendPacket(packet: { cmd: "puback"; messageId: number; reasonCode: number }, cb: undefined, cbStorePut: undefined, noStore: boolean): void;
 }
 
 function errorReporter(options: SubscribeOptions): (error: Error, change?: Change) => void {

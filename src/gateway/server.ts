@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
+import { openClient, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
 import { WebSocket, WebSocketServer } from "ws";
 import { databaseEventTopic, toMqttTopic } from "../messages/index.js";
 import { ConfigError } from "../errors.js";
@@ -199,15 +200,10 @@ export class Gateway {
 
   private async connectBroker(): Promise<void> {
     const o = this.options;
-    const client = mqtt.connect(o.mqttUrl, {
-      protocolVersion: 5,
+    const client = openClient(o.mqttUrl, { username: o.mqttUsername || undefined, password: o.mqttPassword || undefined, ca: o.mqttCa }, 5, {
       clean: true,
       clientId: `tera-cdc-gateway-${randomUUID().slice(0, 8)}`,
-      reconnectPeriod: 1000,
-      connectTimeout: 10_000,
-      ...(o.mqttUsername ? { username: o.mqttUsername } : {}),
-      ...(o.mqttPassword ? { password: o.mqttPassword } : {}),
-      ...(o.mqttCa ? { ca: o.mqttCa } : {}),
+      reconnectPeriod: RECONNECT_STEADY_MS,
     });
     this.mqtt = client;
     const topics = o.models.map((model) => toMqttTopic(databaseEventTopic(model)));

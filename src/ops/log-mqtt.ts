@@ -1,5 +1,5 @@
-import { readFileSync } from "node:fs";
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
+import { openClient, readCredentials } from "../mqtt/connect.js";
 import { encodeMessage, LogEvent, LogEvent_LogLevel, logTopic, type LogTopicLevel, teraEvent, toMqttTopic } from "../messages/index.js";
 
 const LEVELS: Record<number, { topic: LogTopicLevel; level: LogEvent_LogLevel }> = {
@@ -69,18 +69,13 @@ export class MqttLogForwarder {
   /** Connects with the same credentials and TLS files as the change stream. */
   connect(url: string, auth: { username?: string; password?: string; caFile?: string; certFile?: string; keyFile?: string } = {}): void {
     if (this.client) return;
-    const options: IClientOptions = {
+    // MQTT 3.1.1: log events carry no properties, and every broker speaks it.
+    const client = openClient(url, readCredentials(auth), 4, {
       clientId: `${this.sender}-logs-${Math.random().toString(16).slice(2, 10)}`,
       reconnectPeriod: 2000,
       clean: true,
       queueQoSZero: false,
-      username: auth.username,
-      password: auth.password,
-      ca: auth.caFile ? readFileSync(auth.caFile) : undefined,
-      cert: auth.certFile ? readFileSync(auth.certFile) : undefined,
-      key: auth.keyFile ? readFileSync(auth.keyFile) : undefined,
-    };
-    const client = mqtt.connect(url, options);
+    });
     client.on("error", () => {});
     client.on("connect", () => {
       const waiting = this.pending;

@@ -1,7 +1,7 @@
 import { writeSync } from "node:fs";
 import pino from "pino";
 
-export { redactUrl } from "./redact.js";
+export { redactUrl } from "../redact.js";
 
 export type Logger = pino.Logger;
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";

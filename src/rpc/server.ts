@@ -1,4 +1,5 @@
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
+import { type BrokerCredentials, connectBroker, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
 import { moduleRpcTopic, toMqttTopic } from "../messages/index.js";
 import type { Logger } from "../ops/log.js";
 import { handleRpc, type RpcMethodSpec, type RpcPolicy } from "./dispatch.js";
@@ -7,7 +8,8 @@ export interface RpcServerOptions {
   readonly url: string;
   /** OpenTera module name: requests arrive on `module/<name>/rpc`. */
   readonly moduleName: string;
-  readonly clientOptions: IClientOptions;
+  readonly credentials: BrokerCredentials;
+  readonly clientId: string;
   readonly methods: Readonly<Record<string, RpcMethodSpec>>;
   readonly policy: RpcPolicy;
   readonly logger: Logger;
@@ -29,12 +31,8 @@ export class RpcServer {
 
   async start(): Promise<void> {
     const o = this.options;
-    let client: MqttClient;
-    try {
-      client = await mqtt.connectAsync(o.url, { protocolVersion: 5, reconnectPeriod: 1000, ...o.clientOptions });
-    } catch {
-      client = await mqtt.connectAsync(o.url, { protocolVersion: 4, reconnectPeriod: 1000, ...o.clientOptions });
-    }
+    // MQTT 5, or 3.1.1 when the broker does not speak 5; refused credentials are reported as such.
+    const { client } = await connectBroker(o.url, o.credentials, { clientId: o.clientId, reconnectPeriod: RECONNECT_STEADY_MS });
     client.on("error", (error) => o.logger.warn(`RPC connection: ${error.message}`));
     client.on("message", (topic, payload) => {
       if (topic !== this.topic) return;

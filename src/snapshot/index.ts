@@ -1,4 +1,4 @@
-import type { IClientOptions } from "mqtt";
+import type { BrokerCredentials } from "../mqtt/connect.js";
 import type { TypeCatalog } from "../decode/types.js";
 import type { TableSettings } from "../model/plan.js";
 import type { Logger } from "../ops/log.js";
@@ -29,7 +29,8 @@ export interface SnapshotFeatureOptions {
   /** Request size, reply topics, operators (docs/security.md). */
   readonly rpcPolicy: RpcPolicy;
   readonly mqttUrl: string;
-  readonly mqttOptions: IClientOptions;
+  readonly mqttCredentials: BrokerCredentials;
+  readonly mqttClientId: string;
   readonly types: TypeCatalog;
   readonly tableSettings: (schema: string, table: string) => TableSettings;
   /** The service's figures (confirmed LSN, lag, state) for the `status` method. */
@@ -72,7 +73,7 @@ export class SnapshotFeature {
     this.started = true;
     const o = this.options;
     if (o.rpc) {
-      this.rpc = new RpcServer({ url: o.mqttUrl, moduleName: o.moduleName, clientOptions: o.mqttOptions, methods: this.methods(), policy: o.rpcPolicy, logger: o.logger });
+      this.rpc = new RpcServer({ url: o.mqttUrl, moduleName: o.moduleName, credentials: o.mqttCredentials, clientId: o.mqttClientId, methods: this.methods(), policy: o.rpcPolicy, logger: o.logger });
       await this.rpc.start();
     }
     await this.manager.resume();

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { embeddedBanner } from "../../src/embedded/banner.js";
-import { redactUrl } from "../../src/ops/redact.js";
+import { redactUrl } from "../../src/redact.js";
 import { type Broker, startBroker } from "../harness/broker.js";
 import { type CdcProcess, runCli, startCdc } from "../harness/cdc.js";
 import { freePort, waitFor } from "../harness/ports.js";

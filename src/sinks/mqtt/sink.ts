@@ -1,5 +1,8 @@
 import { EventEmitter } from "node:events";
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type mqtt from "mqtt";
+import type { MqttClient } from "mqtt";
+import { attemptConnect, type BrokerCredentials, clientOptions, nextReconnectDelay, RECONNECT_FIRST_DELAY_MS } from "../../mqtt/connect.js";
+import { beforeReconnectScheduled, coalesceWrites, setReconnectPeriod } from "../../mqtt/internals.js";
 import type { Logger } from "../../ops/log.js";
 import type { DeliveryCallback, OutgoingMessage, SinkConnection } from "../../pipeline/ports.js";
 
@@ -19,8 +22,6 @@ export interface MqttSinkOptions {
 }
 
 const CONTENT_TYPE = "application/x-protobuf";
-const MAX_RECONNECT_DELAY_MS = 30_000;
-const FIRST_RECONNECT_DELAY_MS = 500;
 /** QoS 0 has no acknowledgement: stop when this much sits unwritten in the socket. */
 const QOS0_SOCKET_HIGH_WATER = 4 * 1024 * 1024;
 
@@ -36,7 +37,8 @@ export class MqttSink extends EventEmitter implements SinkConnection {
   private inFlight = 0;
   private window: number;
   private protocolVersion: 4 | 5 = 5;
-  private reconnectDelay = FIRST_RECONNECT_DELAY_MS;
+  private reconnectDelay = RECONNECT_FIRST_DELAY_MS;
+  private readonly credentials: BrokerCredentials;
   private brokerMaxPacket = Number.POSITIVE_INFINITY;
   private closing = false;
   /** While connect() is between attempts or in one: what close() cuts short (SIGTERM at start). */
@@ -48,6 +50,7 @@ export class MqttSink extends EventEmitter implements SinkConnection {
   constructor(private readonly options: MqttSinkOptions) {
     super();
     this.window = options.maxInFlight;
+    this.credentials = { username: options.username, password: options.password, ca: options.ca, cert: options.cert, key: options.key };
   }
 
   get connected(): boolean {
@@ -87,20 +90,34 @@ export class MqttSink extends EventEmitter implements SinkConnection {
 
   /**
    * Connects, finding out whether the broker speaks MQTT 5 (3.1.1 otherwise), and keeps
-   * reconnecting with backoff after that. Resolves at the first connection.
+   * reconnecting with backoff after that. Resolves at the first connection. A broker that refuses
+   * the credentials is told as such and tried again (at the same protocol): its password file may
+   * be fixed while tera-cdc waits, /healthz says 503 meanwhile.
    */
   async connect(): Promise<void> {
     for (;;) {
       if (this.closing) throw new Error("sink closed");
-      const outcome = await this.tryConnect(this.protocolVersion);
-      if (outcome === "connected") return;
-      if (outcome === "unsupported-protocol" && this.protocolVersion === 5) {
+      const outcome = await attemptConnect(this.options.url, clientOptions(this.credentials, this.protocolVersion, {
+        clientId: this.options.clientId,
+        clean: true,
+        reconnectPeriod: 0,
+        // Resending the unacknowledged window after a reconnect is mqtt.js' job; refusing new
+        // messages while away is ours (hasRoom).
+        queueQoSZero: false,
+        properties: { requestProblemInformation: true },
+      }), (attempt) => (this.connecting = attempt));
+      if ("client" in outcome) {
+        this.adopt(outcome.client, outcome.connack.properties);
+        return;
+      }
+      if (outcome.failure === "unsupported-protocol" && this.protocolVersion === 5) {
         this.options.logger.info("broker does not speak MQTT 5; using MQTT 3.1.1 (no user properties)");
         this.protocolVersion = 4;
         continue;
       }
-      this.emit("disconnected", outcome);
-      this.options.logger.warn({ retryInMs: this.reconnectDelay }, `broker unreachable: ${outcome}; retrying`);
+      const reason = outcome.failure === "refused-credentials" ? `the broker refused the credentials (${outcome.error.message})` : outcome.error.message;
+      this.emit("disconnected", reason);
+      this.options.logger.warn({ retryInMs: this.reconnectDelay }, `broker unreachable: ${reason}; retrying`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.reconnectDelay);
         this.wakeRetry = () => {
@@ -109,93 +126,36 @@ export class MqttSink extends EventEmitter implements SinkConnection {
         };
       });
       this.wakeRetry = null;
-      this.reconnectDelay = Math.min(this.reconnectDelay * 2, MAX_RECONNECT_DELAY_MS);
+      this.reconnectDelay = nextReconnectDelay(this.reconnectDelay);
     }
-  }
-
-  private tryConnect(protocolVersion: 4 | 5): Promise<"connected" | "unsupported-protocol" | string> {
-    const o = this.options;
-    const clientOptions: IClientOptions = {
-      protocolVersion,
-      clientId: o.clientId,
-      clean: true,
-      username: o.username,
-      password: o.password,
-      ca: o.ca,
-      cert: o.cert,
-      key: o.key,
-      reconnectPeriod: 0,
-      connectTimeout: 10_000,
-      keepalive: 30,
-      // mqtt.js calls its debug logger several times per publish; even disabled that costs ~4%
-      // of the hot path (bench profile). Our own logs say what matters.
-      log: () => {},
-      // Resending the unacknowledged window after a reconnect is mqtt.js' job; refusing new
-      // messages while away is ours (hasRoom).
-      queueQoSZero: false,
-      properties: protocolVersion === 5 ? { requestProblemInformation: true } : undefined,
-    };
-    const client = mqtt.connect(o.url, clientOptions);
-    this.connecting = client;
-    return new Promise((resolve) => {
-      // Only our own listeners come off: mqtt.js keeps its state (connected, reconnect, queued
-      // packets) in listeners of its own on the same events, so removeAllListeners() would leave
-      // a client that never notices a lost broker.
-      const detach = () => {
-        this.connecting = null;
-        client.off("connect", onConnect);
-        client.off("error", onError);
-        client.off("close", onClose);
-      };
-      const fail = (reason: string) => {
-        detach();
-        client.on("error", () => {});
-        client.end(true);
-        resolve(reason);
-      };
-      const onConnect = (connack: mqtt.IConnackPacket) => {
-        detach();
-        this.adopt(client, connack.properties);
-        resolve("connected");
-      };
-      const onError = (error: Error & { code?: number }) => {
-        const unsupported = /unsupported protocol|protocol version/i.test(error.message) || error.code === 132 || error.code === 1;
-        fail(unsupported ? "unsupported-protocol" : error.message);
-      };
-      const onClose = () => fail(protocolVersion === 5 ? "unsupported-protocol" : "connection closed by the broker");
-      client.once("connect", onConnect);
-      client.once("error", onError);
-      client.once("close", onClose);
-    });
   }
 
   private adopt(client: MqttClient, connack: { receiveMaximum?: number; maximumPacketSize?: number } | undefined): void {
     this.client = client;
-    this.reconnectDelay = FIRST_RECONNECT_DELAY_MS;
+    this.reconnectDelay = RECONNECT_FIRST_DELAY_MS;
     this.applyBrokerLimits(connack);
-    client.options.reconnectPeriod = this.reconnectDelay;
+    setReconnectPeriod(client, this.reconnectDelay);
     client.on("connect", (packet: mqtt.IConnackPacket) => {
       // A broker restarted with another configuration may announce other limits.
       this.applyBrokerLimits(packet.properties);
-      this.reconnectDelay = FIRST_RECONNECT_DELAY_MS;
-      client.options.reconnectPeriod = this.reconnectDelay;
+      this.reconnectDelay = RECONNECT_FIRST_DELAY_MS;
+      setReconnectPeriod(client, this.reconnectDelay);
       this.options.logger.info("broker connection restored");
-      coalesceWrites(client.stream);
+      coalesceWrites(client);
       client.stream?.on?.("drain", () => this.emit("room"));
       this.emit("connected");
       this.emit("room");
     });
-    // Before mqtt.js' own close listener, which schedules the next attempt with this period.
-    client.prependListener("close", () => {
+    beforeReconnectScheduled(client, () => {
       if (this.closing) return;
       this.emit("disconnected", "connection closed");
       // mqtt.js reconnects every reconnectPeriod; back off up to 30 s while the broker stays away.
-      client.options.reconnectPeriod = this.reconnectDelay;
-      this.reconnectDelay = Math.min(this.reconnectDelay * 2, MAX_RECONNECT_DELAY_MS);
+      setReconnectPeriod(client, this.reconnectDelay);
+      this.reconnectDelay = nextReconnectDelay(this.reconnectDelay);
     });
     client.on("offline", () => this.options.logger.warn("broker connection lost; reconnecting"));
     client.on("error", (error) => this.options.logger.warn(`broker error: ${error.message}`));
-    coalesceWrites(client.stream);
+    coalesceWrites(client);
     client.stream?.on?.("drain", () => this.emit("room"));
     this.emit("connected");
   }
@@ -268,29 +228,6 @@ export class MqttSink extends EventEmitter implements SinkConnection {
     }
     client.end(true);
   }
-}
-
-/** Larger corked batches (big payloads) are written as they are: copying them would cost more. */
-const COALESCE_MAX_BYTES = 1024 * 1024;
-type WritevChunks = { chunk: Buffer | string; encoding: BufferEncoding | "buffer" }[] & { allBuffers?: boolean };
-
-/**
- * mqtt-packet writes one PUBLISH as ~40 small chunks (each property's key, value and lengths)
- * between cork() and uncork(), and Node hands the kernel one iovec per chunk: a quarter of
- * tera-cdc's CPU at 10,000 messages/s in the issue 5 profile. Joining each corked batch into one
- * buffer first is one copy of a few kilobytes instead.
- */
-function coalesceWrites(stream: unknown): void {
-  const socket = stream as { _writev?: (chunks: WritevChunks, callback: (error?: Error | null) => void) => void; teraCoalesced?: boolean } | undefined;
-  if (!socket || typeof socket._writev !== "function" || socket.teraCoalesced) return;
-  const writev = socket._writev;
-  socket.teraCoalesced = true;
-  socket._writev = function (this: unknown, chunks, callback) {
-    if (chunks.length < 8 || (this as { writableLength: number }).writableLength > COALESCE_MAX_BYTES) return writev.call(this, chunks, callback);
-    const joined: WritevChunks = [{ chunk: Buffer.concat(chunks.map((c) => (typeof c.chunk === "string" ? Buffer.from(c.chunk, c.encoding as BufferEncoding) : c.chunk))), encoding: "buffer" }];
-    joined.allBuffers = true;
-    return writev.call(this, joined, callback);
-  };
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,0 +1,162 @@
+/**
+ * Contract tests of the one MQTT adapter (src/mqtt) against real brokers: every mqtt.js internal
+ * src/mqtt/internals.ts relies on does what it is used for on the pinned version, and the
+ * protocol choice tells a 3.1.1-only broker from refused credentials.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Aedes } from "aedes";
+import mqtt, { type MqttClient } from "mqtt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BrokerAuthError, connectBroker } from "../../src/mqtt/connect.js";
+import { beforeReconnectScheduled, checkMqttInternals, coalesceWrites, sendPuback, setReconnectPeriod } from "../../src/mqtt/internals.js";
+import { type Broker, startBroker } from "../harness/broker.js";
+import { freePort, waitFor } from "../harness/ports.js";
+
+/** The error a connection attempt ends with (a connection is a failure of the test). */
+const refusal = (attempt: Promise<{ client: MqttClient }>): Promise<Error> =>
+  attempt.then(
+    ({ client }) => {
+      client.end(true);
+      throw new Error("connected, expected a refusal");
+    },
+    (error: Error) => error,
+  );
+
+let broker: Broker;
+let guarded: Broker;
+const clients: MqttClient[] = [];
+const track = (client: MqttClient) => (clients.push(client), client);
+
+function passwordFile(user: string, password: string): string {
+  const dir = mkdtempSync(join(tmpdir(), "tera-cdc-passwd-"));
+  try {
+    execFileSync("mosquitto_passwd", ["-c", "-b", join(dir, "passwd"), user, password], { stdio: "pipe" });
+    return readFileSync(join(dir, "passwd"), "utf8");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+beforeAll(async () => {
+  [broker, guarded] = await Promise.all([
+    startBroker(),
+    startBroker({ files: { passwd: passwordFile("tera", "right-pw") }, config: ["allow_anonymous false", "password_file {dir}/passwd"] }),
+  ]);
+}, 60_000);
+
+afterAll(async () => {
+  for (const client of clients) client.end(true);
+  await Promise.all([broker?.close(), guarded?.close()]);
+});
+
+describe("mqtt.js internals (src/mqtt/internals.ts) on the pinned version", () => {
+  it("the start-up check finds them", () => {
+    expect(() => checkMqttInternals()).not.toThrow();
+  });
+
+  it("sendPuback acknowledges a message whose handleMessage callback deferred it: the broker then sends the next (Receive Maximum 1)", async () => {
+    const topic = `contract/puback/${Date.now()}`;
+    const subscriber = track(await mqtt.connectAsync(broker.url, { protocolVersion: 5, clean: true, properties: { receiveMaximum: 1 } }));
+    const received: { id: number; body: string }[] = [];
+    subscriber.handleMessage = (packet, callback) => {
+      received.push({ id: packet.messageId!, body: packet.payload.toString() });
+      // An error: mqtt.js does not acknowledge (the client library acknowledges after handling).
+      callback(new Error("later"));
+    };
+    await subscriber.subscribeAsync(topic, { qos: 1 });
+    const publisher = track(await mqtt.connectAsync(broker.url, { protocolVersion: 5 }));
+    await publisher.publishAsync(topic, "one", { qos: 1 });
+    await publisher.publishAsync(topic, "two", { qos: 1 });
+    await waitFor("the first message", () => received.length === 1, 10_000);
+    // Without a PUBACK the broker may not send the second (one unacknowledged at most).
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(received.map((r) => r.body)).toEqual(["one"]);
+    sendPuback(subscriber, received[0]!.id);
+    await waitFor("the second message after the PUBACK", () => received.length === 2, 10_000);
+    expect(received[1]!.body).toBe("two");
+  });
+
+  it("coalesceWrites joins each corked PUBLISH into one buffer and every message arrives intact, properties included", async () => {
+    const topic = `contract/coalesce/${Date.now()}`;
+    const subscriber = track(await mqtt.connectAsync(broker.url, { protocolVersion: 5 }));
+    const got: { payload: string; props: unknown }[] = [];
+    subscriber.on("message", (_t, payload, packet) => got.push({ payload: payload.toString(), props: packet.properties?.userProperties }));
+    await subscriber.subscribeAsync(topic, { qos: 1 });
+    const publisher = track(await mqtt.connectAsync(broker.url, { protocolVersion: 5 }));
+    coalesceWrites(publisher);
+    const socket = publisher.stream as unknown as { _writev: (chunks: { chunk: Buffer }[], cb: () => void) => void; teraCoalesced?: boolean };
+    expect(socket.teraCoalesced).toBe(true);
+    // Count what reaches the patched writer: one chunk per call once joined.
+    const joinedSizes: number[] = [];
+    const patched = socket._writev;
+    socket._writev = function (this: unknown, chunks, cb) {
+      return patched.call(this, chunks, (...args: unknown[]) => {
+        joinedSizes.push(chunks.length);
+        (cb as (...a: unknown[]) => void)(...args);
+      });
+    } as typeof socket._writev;
+    const sent = Array.from({ length: 200 }, (_, i) => ({ payload: `message ${i} ${"é".repeat(i % 7)}`, props: { lsn: `0/${i}`, seq: String(i), table: "public.t" } }));
+    await Promise.all(sent.map((m) => publisher.publishAsync(topic, m.payload, { qos: 1, properties: { contentType: "application/x-protobuf", userProperties: m.props } })));
+    await waitFor("all 200 messages", () => got.length === 200, 20_000);
+    expect(got).toEqual(sent);
+    expect(joinedSizes.length).toBeGreaterThan(0);
+  });
+
+  it("setReconnectPeriod from a beforeReconnectScheduled listener sets the delay of the very next attempt", async () => {
+    const client = track(await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 60_000 }));
+    beforeReconnectScheduled(client, () => setReconnectPeriod(client, 200));
+    const lostAt = Date.now();
+    const reconnected = new Promise<number>((resolve) => client.once("connect", () => resolve(Date.now() - lostAt)));
+    client.stream.destroy();
+    // Had mqtt.js scheduled before the listener ran, the next attempt would come after 60 s.
+    expect(await reconnected).toBeLessThan(30_000);
+  }, 40_000);
+});
+
+describe("connectBroker: the protocol choice, made once", () => {
+  it("MQTT 5 where the broker speaks it", async () => {
+    const { client, protocolVersion } = await connectBroker(broker.url, {}, { reconnectPeriod: 0 });
+    track(client);
+    expect(protocolVersion).toBe(5);
+  });
+
+  it("3.1.1 on a broker that speaks only 3.1.1 (aedes)", async () => {
+    const aedes = await Aedes.createBroker();
+    const server: Server = createServer(aedes.handle);
+    const port = await freePort();
+    await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+    try {
+      const { client, protocolVersion } = await connectBroker(`mqtt://127.0.0.1:${port}`, {}, { reconnectPeriod: 0 });
+      track(client);
+      expect(protocolVersion).toBe(4);
+      client.end(true);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    }
+  });
+
+  it("refused credentials are reported as such, at MQTT 5, never retried as 3.1.1", async () => {
+    const error = await refusal(connectBroker(guarded.url, { username: "tera", password: "wrong-pw" }, { reconnectPeriod: 0 }));
+    expect(error).toBeInstanceOf(BrokerAuthError);
+    expect(error.message).toMatch(/refused the credentials/);
+    expect(error.message).not.toContain("wrong-pw");
+    // CONNACK reason 134/135 is MQTT 5's; a 3.1.1 retry would end with return code 4 or 5.
+    expect((error.cause as { code?: number }).code).toBeGreaterThanOrEqual(128);
+    const { client, protocolVersion } = await connectBroker(guarded.url, { username: "tera", password: "right-pw" }, { reconnectPeriod: 0 });
+    track(client);
+    expect(protocolVersion).toBe(5);
+  });
+
+  it("an unreachable broker is a TransientError naming the URL without its password", async () => {
+    const port = await freePort();
+    const error = await refusal(connectBroker(`mqtt://u:secret-pw@127.0.0.1:${port}`, {}, { reconnectPeriod: 0 }));
+    expect(error.name).toBe("TransientError");
+    expect(error.message).toMatch(/^cannot connect to the MQTT broker mqtt:\/\/u:redacted@127\.0\.0\.1/);
+    expect(error.message).not.toContain("secret-pw");
+  });
+});
