@@ -2,6 +2,7 @@ import pg from "pg";
 import { nowAsPostgresMicros } from "../decode/time.js";
 import { type Lsn, formatLsn } from "../lsn.js";
 import type { WalReceiver } from "../pipeline/ports.js";
+import { checkPgInternals, endCopy, onceReplicationStart, onCopyData, sendCopyData, socketOf } from "./pg-internals.js";
 
 /** What the replication stream delivers, in order: WAL to the core, and the connection's end. */
 export interface WalHandler extends WalReceiver {
@@ -61,9 +62,9 @@ export class ReplicationStream {
     client.on("error", (error) => closeOnce(error));
     client.on("end", () => closeOnce(new Error("replication connection closed")));
     await client.connect();
-    // pg keeps its protocol connection on an undocumented property; replication needs it.
-    const connection = (client as unknown as { connection: PgConnection }).connection;
-    connection.on("copyData", ({ chunk }: { chunk: Buffer }) => {
+    // pg has no public API for CopyBoth: its connection is reached in src/source/pg-internals.ts only.
+    checkPgInternals(client);
+    onCopyData(client, (chunk) => {
       const kind = chunk[0];
       if (kind === 0x77 /* w: XLogData */) {
         handler.data(chunk.readBigUInt64BE(1), chunk.subarray(25));
@@ -75,7 +76,7 @@ export class ReplicationStream {
       }
     });
     const started = new Promise<void>((resolve, reject) => {
-      connection.once("replicationStart", () => {
+      onceReplicationStart(client, () => {
         streaming = true;
         resolve();
       });
@@ -147,7 +148,7 @@ export class ReplicationStream {
     message.writeBigInt64BE(nowAsPostgresMicros(), 25);
     message[33] = 0;
     this.lastStatusAt = Date.now();
-    (client as unknown as { connection: PgConnection }).connection.sendCopyFromChunk(message);
+    sendCopyData(client, message);
   }
 
   /** Confirms the final position and closes the connection. */
@@ -161,7 +162,7 @@ export class ReplicationStream {
     if (client) {
       // CopyDone ends the stream cleanly; end() then closes the socket.
       try {
-        (client as unknown as { connection: PgConnection }).connection.endCopyFrom();
+        endCopy(client);
       } catch {
         /* socket already gone */
       }
@@ -170,7 +171,7 @@ export class ReplicationStream {
   }
 
   private socket(): { pause(): void; resume(): void } | undefined {
-    return (this.client as unknown as { connection?: PgConnection } | null)?.connection?.stream;
+    return this.client ? socketOf(this.client) : undefined;
   }
 
   private clearTimer(): void {
@@ -181,13 +182,6 @@ export class ReplicationStream {
   }
 }
 
-interface PgConnection {
-  stream: { pause(): void; resume(): void };
-  on(event: string, listener: (...args: any[]) => void): void;
-  once(event: string, listener: (...args: any[]) => void): void;
-  sendCopyFromChunk(chunk: Buffer): void;
-  endCopyFrom(): void;
-}
 
 export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
