@@ -42,8 +42,28 @@ export interface SettingSpec {
 
 export type SettingValues = Record<string, string | number | boolean | string[] | undefined>;
 
-export interface ParsedArgs {
-  readonly values: SettingValues;
+/** The value a kind of setting parses to: numbers, booleans, lists, one of an enum's values, else text. */
+type KindValue<K> = K extends { type: "int" }
+  ? number
+  : K extends { type: "bool" }
+    ? boolean
+    : K extends { type: "list" }
+      ? string[]
+      : K extends { type: "enum"; values: readonly (infer V extends string)[] }
+        ? V
+        : string;
+/** A setting with a default always has a value; without one it may be undefined. */
+type ValueOfSetting<S> = S extends { kind: infer K; default: unknown } ? KindValue<K> : S extends { kind: infer K } ? KindValue<K> | undefined : never;
+
+/**
+ * The parsed values of a settings table, typed by the table itself: declare it `as const satisfies
+ * readonly SettingSpec[]` and `values["max-in-flight"]` is a number, `values["on-oversize"]` one of
+ * its enum's strings, `values["tables"]` a string list or undefined, with no cast at the caller.
+ */
+export type TypedSettings<S extends readonly SettingSpec[]> = { readonly [P in S[number] as P["name"]]: ValueOfSetting<P> };
+
+export interface ParsedArgs<S extends readonly SettingSpec[] = readonly SettingSpec[]> {
+  readonly values: TypedSettings<S>;
   readonly positional: string[];
   /** Raw per-table settings from the config file. */
   readonly tableSettings: Record<string, TableSettings>;
@@ -51,12 +71,12 @@ export interface ParsedArgs {
 }
 
 /** Reads flags (`--name value`, `--name=value`, `--flag` for booleans), env, file, defaults. */
-export function parseSettings(
-  specs: readonly SettingSpec[],
+export function parseSettings<const S extends readonly SettingSpec[]>(
+  specs: S,
   argv: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
   options: { allowConfigFile?: boolean } = {},
-): ParsedArgs {
+): ParsedArgs<S> {
   const byName = new Map(specs.map((s) => [s.name, s]));
   const fromFlags = new Map<string, string>();
   const positional: string[] = [];
@@ -113,7 +133,8 @@ export function parseSettings(
     }
     values[spec.name] = validate(spec, raw, source);
   }
-  return { values, positional, tableSettings: file.tableSettings, help };
+  // The one place values meet their types: each was just validated against this very spec (validate, defaults).
+  return { values: values as TypedSettings<S>, positional, tableSettings: file.tableSettings, help };
 }
 
 function describe(kind: Kind): string {
@@ -294,7 +315,7 @@ function parseTableSettings(table: string, raw: unknown, path: string): TableSet
 }
 
 /** Settings of `tera-cdc run`. */
-export const RUN_SETTINGS: readonly SettingSpec[] = [
+export const RUN_SETTING_SPECS = [
   { name: "database-url", env: "TERA_CDC_DATABASE_URL", kind: { type: "url", schemes: ["postgres", "postgresql"], libpqSslModes: true, multiHost: true }, help: "PostgreSQL connection URL; several hosts (postgres://u@a:5432,b:5432/db) follow the read-write one (target_session_attrs)", secret: false },
   { name: "mqtt-url", env: "TERA_CDC_MQTT_URL", kind: { type: "url", schemes: ["mqtt", "mqtts", "ws", "wss", "tcp", "ssl"], requireHost: true }, help: "MQTT broker URL" },
   { name: "tables", env: "TERA_CDC_TABLES", kind: { type: "list" }, help: "comma list of table or schema.table (default: the publication's tables)" },
@@ -335,7 +356,10 @@ export const RUN_SETTINGS: readonly SettingSpec[] = [
   { name: "data-dir", env: "TERA_CDC_DATA_DIR", kind: { type: "string" }, default: ".tera-cdc", help: "folder of the stream record (slot-<slot>.json: where the slot's stream came from; keep it across restarts) and of the embedded PostgreSQL and broker" },
   { name: "embedded-broker", env: "TERA_CDC_EMBEDDED_BROKER", kind: { type: "enum", values: ["auto", "mosquitto", "aedes"] }, default: "auto", help: "broker started when no --mqtt-url is given: auto (Mosquitto, MQTT 5, when installed, else aedes), mosquitto, or aedes (MQTT 3.1.1: no lsn/seq)" },
   { name: "start-afresh", env: "TERA_CDC_START_AFRESH", kind: { type: "bool" }, default: false, help: "create a new slot although the recorded one is gone or belongs to another server (what was committed meanwhile is not published; logged); use once" },
-];
+] as const satisfies readonly SettingSpec[];
+
+/** The same table, seen as plain specs (help text, commands that share some of run's settings). */
+export const RUN_SETTINGS: readonly SettingSpec[] = RUN_SETTING_SPECS;
 
 /**
  * node-postgres reads `sslmode=require` (and prefer, verify-ca) as verify-full and prints a

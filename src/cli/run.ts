@@ -1,4 +1,4 @@
-import { ConfigError, parseSettings, RUN_SETTINGS, signingKeyOf } from "../config.js";
+import { ConfigError, parseSettings, RUN_SETTING_SPECS, RUN_SETTINGS, signingKeyOf } from "../config.js";
 import type { OversizeRule } from "../pipeline/publisher.js";
 import { createLogger, type LogLevel } from "../ops/log.js";
 import { MqttLogForwarder } from "../ops/log-mqtt.js";
@@ -29,6 +29,9 @@ export interface EmbeddedRequest {
   readonly brokerKind: EmbeddedBrokerChoice;
 }
 
+/** The qos setting's values (text, as settings are) as MQTT QoS levels. */
+const QOS_LEVELS = { "0": 0, "1": 1, "2": 2 } as const;
+
 /**
  * Turns validated settings into the service's configuration (exit code 2 on a bad value).
  * A URL that `embedded` says is started by `run` itself is empty here and filled in by runCommand.
@@ -37,12 +40,12 @@ export function runConfig(
   argv: string[],
   env: NodeJS.ProcessEnv = process.env,
 ): { config: ServiceConfig; logLevel: LogLevel; logToMqtt?: boolean; embedded: EmbeddedRequest; preset?: PresetName } | "help" {
-  const parsed = parseSettings(RUN_SETTINGS, argv, env);
+  const parsed = parseSettings(RUN_SETTING_SPECS, argv, env);
   if (parsed.help) return "help";
   if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": run takes only flags`);
   const v = parsed.values;
   // No URL: `run` starts an embedded PostgreSQL or broker (`npm start` on a fresh machine).
-  const embedded: EmbeddedRequest = { database: v["database-url"] === undefined, broker: v["mqtt-url"] === undefined, dataDir: v["data-dir"] as string, brokerKind: v["embedded-broker"] as EmbeddedBrokerChoice };
+  const embedded: EmbeddedRequest = { database: v["database-url"] === undefined, broker: v["mqtt-url"] === undefined, dataDir: v["data-dir"], brokerKind: v["embedded-broker"] };
   // A client certificate is useless without its key and the other way round.
   for (const [given, needed] of [["mqtt-cert", "mqtt-key"], ["mqtt-key", "mqtt-cert"]] as const) {
     if (v[given] !== undefined && v[needed] === undefined) {
@@ -50,12 +53,12 @@ export function runConfig(
     }
   }
   // PostgreSQL's own rule for slot names, checked before anything connects.
-  if (!/^[a-z0-9_]{1,63}$/.test(v.slot as string)) {
-    throw new ConfigError(`setting slot: ${JSON.stringify((v.slot as string).slice(0, 80))} is not a replication slot name: lower-case letters, digits and _ only, at most 63 (for example tera_cdc)`);
+  if (!/^[a-z0-9_]{1,63}$/.test(v.slot)) {
+    throw new ConfigError(`setting slot: ${JSON.stringify(v.slot.slice(0, 80))} is not a replication slot name: lower-case letters, digits and _ only, at most 63 (for example tera_cdc)`);
   }
   let tables;
   try {
-    tables = (v.tables as string[] | undefined)?.map(parseTableRef);
+    tables = v.tables?.map(parseTableRef);
   } catch (error) {
     throw new ConfigError(`setting tables: ${(error as Error).message}`);
   }
@@ -66,7 +69,7 @@ export function runConfig(
   }
   let tableSettings = parsed.tableSettings;
   // The embedded database holds the sample OpenTera schema: its preset unless tables are given.
-  const preset = (v.preset as PresetName | undefined) ?? (embedded.database && !tables ? "opentera" : undefined);
+  const preset = v.preset ?? (embedded.database && !tables ? "opentera" : undefined);
   if (preset) {
     const selection = mergePreset(presetTables(preset), {
       tables: tables?.map((t) => `${t.schema}.${t.table}`),
@@ -79,46 +82,46 @@ export function runConfig(
     tableSettings = selection.tableSettings;
   }
   const config: ServiceConfig = {
-    databaseUrl: (v["database-url"] as string | undefined) ?? "",
-    mqttUrl: (v["mqtt-url"] as string | undefined) ?? "",
+    databaseUrl: v["database-url"] ?? "",
+    mqttUrl: v["mqtt-url"] ?? "",
     tables,
-    publication: v.publication as string,
-    slot: v.slot as string,
-    qos: Number(v.qos) as 0 | 1 | 2,
-    healthPort: v["health-port"] as number | undefined,
-    healthHost: v["health-host"] as string,
-    mqttUsername: v["mqtt-username"] as string | undefined,
-    mqttPassword: v["mqtt-password"] as string | undefined,
-    mqttCaFile: v["mqtt-ca"] as string | undefined,
-    mqttCertFile: v["mqtt-cert"] as string | undefined,
-    mqttKeyFile: v["mqtt-key"] as string | undefined,
-    mqttClientId: v["mqtt-client-id"] as string | undefined,
-    maxInFlight: v["max-in-flight"] as number,
-    maxMessageBytes: v["max-message-bytes"] as number,
-    onOversize: v["on-oversize"] as OversizeRule,
-    deadLetterTopic: v["dead-letter-topic"] as string,
-    batchEvents: v["batch-events"] as number,
-    batchBytes: v["batch-bytes"] as number,
-    standbyPollMs: v["standby-poll-ms"] as number,
-    statusIntervalMs: v["status-interval-ms"] as number,
-    moduleName: v["module-name"] as string,
-    rpc: v.rpc as boolean | undefined,
+    publication: v.publication,
+    slot: v.slot,
+    qos: QOS_LEVELS[v.qos],
+    healthPort: v["health-port"],
+    healthHost: v["health-host"],
+    mqttUsername: v["mqtt-username"],
+    mqttPassword: v["mqtt-password"],
+    mqttCaFile: v["mqtt-ca"],
+    mqttCertFile: v["mqtt-cert"],
+    mqttKeyFile: v["mqtt-key"],
+    mqttClientId: v["mqtt-client-id"],
+    maxInFlight: v["max-in-flight"],
+    maxMessageBytes: v["max-message-bytes"],
+    onOversize: v["on-oversize"],
+    deadLetterTopic: v["dead-letter-topic"],
+    batchEvents: v["batch-events"],
+    batchBytes: v["batch-bytes"],
+    standbyPollMs: v["standby-poll-ms"],
+    statusIntervalMs: v["status-interval-ms"],
+    moduleName: v["module-name"],
+    rpc: v.rpc,
     snapshotInitial: v.snapshot === "initial",
-    snapshotChunkSize: v["snapshot-chunk-size"] as number,
-    snapshotModels: (v["snapshot-models"] as string[] | undefined) ?? [],
-    snapshotMaxRunning: v["snapshot-max-running"] as number,
-    snapshotStatementTimeoutMs: (v["snapshot-statement-timeout"] as number) * 1000,
+    snapshotChunkSize: v["snapshot-chunk-size"],
+    snapshotModels: v["snapshot-models"] ?? [],
+    snapshotMaxRunning: v["snapshot-max-running"],
+    snapshotStatementTimeoutMs: v["snapshot-statement-timeout"] * 1000,
     rpcPolicy: {
-      replyPrefixes: v["rpc-reply-prefixes"] as string[],
-      operatorPrefixes: v["rpc-operator-prefixes"] as string[],
-      maxRequestBytes: v["rpc-max-request-bytes"] as number,
+      replyPrefixes: v["rpc-reply-prefixes"],
+      operatorPrefixes: v["rpc-operator-prefixes"],
+      maxRequestBytes: v["rpc-max-request-bytes"],
     },
     tableSettings,
     signingKey: signingKeyOf(v),
-    dataDir: v["data-dir"] as string,
+    dataDir: v["data-dir"],
     startAfresh: v["start-afresh"] === true,
   };
-  return { config, logLevel: v["log-level"] as LogLevel, logToMqtt: v["log-to-mqtt"] === true, embedded, preset };
+  return { config, logLevel: v["log-level"], logToMqtt: v["log-to-mqtt"] === true, embedded, preset };
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
