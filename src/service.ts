@@ -317,7 +317,7 @@ export class CdcService {
       delay = Math.min(delay * 2, MAX_RECONNECT_DELAY_MS);
     }
     // Clean stop: everything in flight acknowledged (bounded wait), final position confirmed.
-    const drained = await this.sink!.drained(STOP_DRAIN_MS);
+    const drained = await this.sink!.drained(STOP_DRAIN_MS, true);
     if (!drained) this.logger.warn({ inFlight: this.sink!.messagesInFlight }, "stopping before the broker acknowledged everything; those changes will be sent again");
     // Already waited for above: what is still in flight will not be acknowledged soon.
     const confirmed = await this.tearDownStream(0);

@@ -207,9 +207,14 @@ export class MqttSink extends EventEmitter implements SinkConnection {
   }
 
   /** Waits until every published message is acknowledged, at most `timeoutMs`. */
-  async drained(timeoutMs: number): Promise<boolean> {
+  /**
+   * Waits until the broker acknowledged everything in flight, at most `timeoutMs`; with
+   * `onlyWhileConnected`, not while the broker is away (no acknowledgement comes then: a SIGTERM
+   * during an outage stops at once, and what was in flight is sent again after the restart).
+   */
+  async drained(timeoutMs: number, onlyWhileConnected = false): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (this.inFlight > 0 && Date.now() < deadline) await sleep(20);
+    while (this.inFlight > 0 && Date.now() < deadline && (!onlyWhileConnected || this.connected)) await sleep(20);
     return this.inFlight === 0;
   }
 
