@@ -604,7 +604,7 @@ class Bench {
     for (let rep = 0; rep < this.s.reps; rep++) {
       const order = rep % 2 === 0 ? [false, true] : [true, false];
       for (const withKey of order) {
-        const slot = `cdc_signing_${withKey ? "on" : "off"}`;
+        const slot = `cdc_signing_${withKey ? "on" : "off"}_${rep}`;
         const cdc = await this.startTeraCdc(slot, "bench_signed", withKey ? ["--signing-key-file", keyFile] : []);
         const subscriber = await Subscriber.start(this.broker.url, `${TOPIC_PREFIX}signed`);
         try {
