@@ -72,7 +72,7 @@ export async function snapshotCommand(argv: string[]): Promise<number> {
     }
   }
   const rpcTopic = toMqttTopic(moduleRpcTopic(moduleName));
-  const { client } = await connectBroker(v["mqtt-url"] as string, mqttCredentials(v), { clientId, clean: true, reconnectPeriod: RECONNECT_STEADY_MS }, 5);
+  const { client } = await connectBroker(v["mqtt-url"] as string, mqttCredentials(v), { clientId, clean: true, reconnectPeriod: RECONNECT_STEADY_MS });
   try {
     return await follow(client, { model, filter, json, moduleName, replyTopic, rpcTopic, timeoutMs: (v.timeout as number) * 1000 });
   } finally {

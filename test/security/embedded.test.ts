@@ -127,3 +127,14 @@ describe("embedded aedes broker: authentication and who may publish events", () 
     await subscriber.endAsync();
   }, 90_000);
 });
+
+describe("embedded default: RPC on, because only the local commands may call it", () => {
+  // Issue 14 item 2: RPC is on by default only where the broker authenticates and an ACL limits
+  // who may publish requests: the embedded broker is that case (the local identity may publish on
+  // module/+/rpc, nobody else may connect). tera-cdc snapshot finds the credentials itself.
+  it("answers tera-cdc snapshot --data-dir with a structured --where filter", async () => {
+    const snap = runCli(["snapshot", "device", "--data-dir", dataDir, "--where", "id_device = 1", "--json"], { TERA_CDC_MQTT_URL: "" });
+    expect(await exited(snap.child, 60_000), snap.output().stderr).toBe(0);
+    expect(JSON.parse(snap.output().stdout.trim())).toMatchObject({ status: "done", rows: 1, where: "id_device = 1" });
+  }, 90_000);
+});
