@@ -19,7 +19,7 @@ import { type Query, withDatabase } from "./source/database.js";
 import { chooseHost } from "./source/hosts.js";
 import { OriginGuard } from "./source/origin.js";
 import { ReplicationStream } from "./source/replication.js";
-import { prepareDatabase, slotHolder, type TableRef } from "./source/setup.js";
+import { checkDecodingHost, prepareDatabase, slotHolder, type TableRef } from "./source/setup.js";
 import { persistConfirmedPosition, slotConfirmedPosition } from "./source/slot-position.js";
 import { DEFAULT_RPC_POLICY, type RpcPolicy } from "./rpc/dispatch.js";
 import { SnapshotFeature } from "./snapshot/index.js";
@@ -149,7 +149,9 @@ export class CdcService {
         info: (message) => this.logger.info(message),
       });
       this.origin = origin;
+      let onStandby = false;
       const prepared = await this.withDatabase(async (query) => {
+        onStandby = (await checkDecodingHost(query, { snapshotInitial: c.snapshotInitial === true })).standby;
         const result = await prepareDatabase(query, {
           slot: c.slot,
           publication: c.publication,
@@ -161,6 +163,9 @@ export class CdcService {
         this.types.add(await new CatalogReader(query).types());
         return result;
       });
+      if (onStandby) {
+        this.logger.warn("decoding on a standby (PostgreSQL 16+): live changes only; snapshots and RPC are off (their watermarks need a write on the primary)");
+      }
       for (const sql of prepared.applied) this.logger.info({ sql }, "applied");
       this.reportTables(prepared.tables);
 
@@ -194,7 +199,7 @@ export class CdcService {
         maxRunning: c.snapshotMaxRunning ?? 2,
         moduleName: c.moduleName ?? "tera-cdc",
         allowedModels: c.snapshotModels ?? [],
-        rpc: c.rpc ?? false,
+        rpc: (c.rpc ?? false) && !onStandby,
         rpcPolicy: c.rpcPolicy ?? DEFAULT_RPC_POLICY,
         mqttUrl: c.mqttUrl,
         mqttCredentials: credentials,

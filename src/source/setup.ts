@@ -73,6 +73,27 @@ export async function checkServerVersion(query: Query): Promise<number> {
   return num;
 }
 
+/**
+ * Whether tera-cdc decodes on a hot standby. Logical decoding there needs PostgreSQL 16 (before,
+ * creating or using the slot fails in recovery) and cannot write: snapshot watermarks
+ * (pg_logical_emit_message) need the primary, so `--snapshot initial` is refused on a standby.
+ */
+export async function checkDecodingHost(query: Query, options: { snapshotInitial: boolean }): Promise<{ standby: boolean }> {
+  const row = (await query("SELECT pg_is_in_recovery() AS standby, current_setting('server_version_num')::int AS num")).rows[0];
+  if (!row.standby) return { standby: false };
+  if (row.num < 160_000) {
+    throw new PrerequisiteError(
+      "--database-url reaches a standby, and logical decoding on a standby needs PostgreSQL 16 or later: connect to the primary (or list both hosts, postgres://u@a,b/db, to follow the read-write one)",
+    );
+  }
+  if (options.snapshotInitial) {
+    throw new PrerequisiteError(
+      "--snapshot initial needs a write on the primary (its watermarks), and --database-url reaches a standby: start once against the primary for the snapshot, or leave out --snapshot initial",
+    );
+  }
+  return { standby: true };
+}
+
 export async function checkWalLevel(query: Query): Promise<void> {
   const level = (await query("SHOW wal_level")).rows[0]?.wal_level as string;
   if (level !== "logical") {
