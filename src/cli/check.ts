@@ -15,7 +15,8 @@ import { type Query, withDatabase } from "../source/database.js";
 import { LOCAL_DATA_DIR_SETTING } from "../embedded/local.js";
 import { applyFixes, fixOptions, requireSetting, settingsNamed, tablesSetting } from "./setup.js";
 
-export type Verdict = "PASS" | "WARN" | "FAIL";
+/** INFO: a state worth knowing that needs no fix (the slot held by a running tera-cdc). */
+export type Verdict = "PASS" | "INFO" | "WARN" | "FAIL";
 
 export interface CheckResult {
   readonly verdict: Verdict;
@@ -70,11 +71,12 @@ export async function runChecks(query: Query, options: CheckOptions): Promise<Ch
 
   const slot = (
     await query(
-      `SELECT s.plugin, s.slot_type, s.database, s.active, s.active_pid, s.wal_status, current_database() AS here
+      `SELECT s.plugin, s.slot_type, s.database, s.active, s.active_pid, s.wal_status, current_database() AS here,
+              (SELECT r.application_name FROM pg_stat_replication r WHERE r.pid = s.active_pid) AS holder
          FROM pg_replication_slots s WHERE s.slot_name = $1`,
       [options.slot],
     )
-  ).rows[0] as { plugin: string; slot_type: string; database: string; active: boolean; active_pid: number | null; wal_status: string | null; here: string } | undefined;
+  ).rows[0] as { plugin: string; slot_type: string; database: string; active: boolean; active_pid: number | null; wal_status: string | null; here: string; holder: string | null } | undefined;
 
   const maxSlots = await setting(query, "max_replication_slots");
   const usedSlots = Number((await query("SELECT count(*) AS n FROM pg_replication_slots")).rows[0].n);
@@ -206,6 +208,20 @@ export async function runChecks(query: Query, options: CheckOptions): Promise<Ch
     }
   }
 
+  // Snapshots (and the snapshot RPC) read each table with SELECT, checked above, and mark chunk
+  // boundaries in the WAL with pg_logical_emit_message (PUBLIC may run it unless a hardened database revoked it).
+  const emit = (await query("SELECT has_function_privilege('pg_logical_emit_message(boolean, text, text)', 'EXECUTE') AS ok, current_user AS me")).rows[0];
+  add(
+    emit.ok
+      ? { verdict: "PASS", name: "snapshots", detail: "may write snapshot watermarks (EXECUTE on pg_logical_emit_message) and read the tables" }
+      : {
+          verdict: "WARN",
+          name: "snapshots",
+          detail: `role ${emit.me} cannot write snapshot watermarks: snapshots (--snapshot initial, the snapshot RPC) would fail; streaming is unaffected`,
+          fix: `GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO ${quoteIdent(emit.me)};`,
+        },
+  );
+
   const slotName = `slot ${options.slot}`;
   if (!slot) {
     add({ verdict: "PASS", name: slotName, detail: "does not exist yet: tera-cdc run creates it (or tera-cdc setup --create-slot)" });
@@ -225,8 +241,16 @@ export async function runChecks(query: Query, options: CheckOptions): Promise<Ch
       detail: "has lost WAL it needed (max_slot_wal_keep_size): changes were skipped",
       fix: `SELECT pg_drop_replication_slot(${quoteLiteral(options.slot)});  then run tera-cdc again (it creates a new slot; resynchronise consumers)`,
     });
+  } else if (slot.active && slot.holder === "tera-cdc") {
+    // The healthy streaming state: a running tera-cdc holds its slot.
+    add({ verdict: "INFO", name: slotName, detail: `pgoutput, held by a running tera-cdc (walsender PID ${slot.active_pid}); another tera-cdc would wait as a standby` });
   } else if (slot.active) {
-    add({ verdict: "WARN", name: slotName, detail: `pgoutput, active for PID ${slot.active_pid}: another tera-cdc would wait as a standby` });
+    add({
+      verdict: "WARN",
+      name: slotName,
+      detail: `pgoutput, held by another client (${slot.holder ? `application "${slot.holder}", ` : ""}walsender PID ${slot.active_pid}): tera-cdc would wait as a standby until it lets go`,
+      fix: "stop that client, or choose another --slot",
+    });
   } else {
     add({ verdict: "PASS", name: slotName, detail: "pgoutput, not active" });
   }
@@ -242,7 +266,7 @@ export function formatChecks(results: readonly CheckResult[]): string {
     if (r.fix) lines.push(`${" ".repeat(6 + width)}  fix: ${r.fix}`);
   }
   const count = (v: Verdict) => results.filter((r) => r.verdict === v).length;
-  lines.push("", `${count("PASS")} passed, ${count("FAIL")} failed, ${count("WARN")} warning${count("WARN") === 1 ? "" : "s"}`);
+  lines.push("", `${count("PASS")} passed, ${count("FAIL")} failed, ${count("WARN")} warning${count("WARN") === 1 ? "" : "s"}${count("INFO") ? `, ${count("INFO")} for information` : ""}`);
   return `${lines.join("\n")}\n`;
 }
 
@@ -258,8 +282,9 @@ export const CHECK_SETTINGS: readonly SettingSpec[] = [
 const USAGE = `Usage: tera-cdc check --database-url URL [--tables t1,t2] [--publication P] [--slot S] [--apply]
 
 Checks every prerequisite of tera-cdc run and prints PASS, WARN or FAIL for each, with the SQL or
-configuration line that fixes each FAIL and WARN. Exit code 0 only when every check passed (with
---allow-warnings: when nothing failed), 1 otherwise or when the database is unreachable, 2 on bad flags.`;
+configuration line that fixes each FAIL and WARN (INFO needs no fix: the slot held by a running
+tera-cdc is the healthy state). Exit code 0 when nothing failed or warned (with --allow-warnings:
+when nothing failed), 1 otherwise or when the database is unreachable, 2 on bad flags.`;
 const EXAMPLES = [
   "tera-cdc check --database-url postgres://cdc@db/opentera --tables t_devices,t_users",
   "tera-cdc check --database-url postgres://cdc@db/opentera --publication tera_cdc --json",

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { ConfigError } from "../config.js";
 /** A command: takes its arguments, returns the exit code. */
 export type Command = (argv: string[]) => Promise<number>;
@@ -19,7 +20,7 @@ const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string }
 
 export const USAGE = `tera-cdc: PostgreSQL changes as OpenTera DatabaseEvents on MQTT
 
-Usage: tera-cdc <command> [flags]   (tera-cdc <command> --help for its flags)
+Usage: tera-cdc <command> [flags]   (tera-cdc <command> --help for its flags; tera-cdc --version)
 
 Commands:
 ${Object.entries(COMMANDS)
@@ -27,12 +28,21 @@ ${Object.entries(COMMANDS)
   .join("\n")}
 `;
 
+/** The version in the package's package.json (dist/cli/main.js sits two folders below it). */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
+
 /** Exit codes: 0 done, 1 runtime failure, 2 bad configuration or usage. */
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
     process.stdout.write(USAGE);
     return name ? 0 : 2;
+  }
+  if (name === "--version" || name === "-v" || name === "version") {
+    process.stdout.write(`tera-cdc ${packageVersion()}\n`);
+    return 0;
   }
   const command = COMMANDS[name];
   if (!command) {

@@ -1,5 +1,8 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli } from "../harness/cdc.js";
+import { startBroker } from "../harness/broker.js";
+import { runCli, startCdc } from "../harness/cdc.js";
 import { startPostgres, type PostgresServer } from "../harness/postgres.js";
 import { exited } from "../harness/processes.js";
 
@@ -70,6 +73,42 @@ describe("check", () => {
     expect(r.stdout).toMatch(/^FAIL {2}publication +publication "pub_missing" does not exist$/m);
     expect(r.stdout).toContain('fix: CREATE PUBLICATION "pub_missing" FOR TABLE "public"."good";');
     expect(r.code).toBe(1);
+  });
+
+  it("exits 0 on a healthy streaming setup: the slot held by a running tera-cdc is information, not a warning (issue 16)", async () => {
+    await pg.query("CREATE TABLE streamed (id int PRIMARY KEY, n int)");
+    const broker = await startBroker();
+    const cdc = await startCdc({ databaseUrl: pg.url, mqttUrl: broker.url, args: ["--tables", "streamed", "--publication", "pub_streamed", "--slot", "slot_streamed"] });
+    try {
+      const r = await cli(["check", "--database-url", pg.url, "--tables", "streamed", "--publication", "pub_streamed", "--slot", "slot_streamed"]);
+      expect(r.stdout).toMatch(/^INFO {2}slot slot_streamed +pgoutput, held by a running tera-cdc \(walsender PID \d+\)/m);
+      expect(r.stdout).toMatch(/1 for information$/m);
+      expect(r.stdout).not.toMatch(/^(WARN|FAIL)/m);
+      expect(r.code).toBe(0);
+    } finally {
+      await cdc.stop();
+      await broker.close();
+    }
+  }, 120_000);
+
+  it("reports the privilege snapshots need (pg_logical_emit_message) with the GRANT that gives it", async () => {
+    await pg.query("CREATE ROLE snap LOGIN REPLICATION");
+    await pg.query("GRANT SELECT ON good TO snap");
+    await pg.query("REVOKE EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) FROM PUBLIC");
+    try {
+      const url = pg.url.replace("postgres@", "snap@");
+      const args = ["check", "--database-url", url, "--tables", "good", "--publication", "pub_good", "--slot", "slot_snap"];
+      const r = await cli(args);
+      expect(r.stdout).toMatch(/^WARN {2}snapshots +role snap cannot write snapshot watermarks/m);
+      expect(r.stdout).toContain('fix: GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO "snap";');
+      expect(r.code).toBe(1);
+      await pg.query('GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO "snap"');
+      const fixed = await cli(args);
+      expect(fixed.stdout).toMatch(/^PASS {2}snapshots +may write snapshot watermarks/m);
+      expect(fixed.code).toBe(0);
+    } finally {
+      await pg.query("GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO PUBLIC");
+    }
   });
 
   it("warns about TOASTable columns without REPLICA IDENTITY FULL: exit 1 unless --allow-warnings", async () => {
@@ -145,6 +184,15 @@ describe("every command", () => {
       expect(bad.stderr).toContain("unknown flag --no-such-flag");
     });
   }
+
+  it("--version and -v print the package's version and exit 0", async () => {
+    const { version } = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "package.json"), "utf8"));
+    for (const flag of ["--version", "-v"]) {
+      const r = await cli([flag]);
+      expect(r.stdout).toBe(`tera-cdc ${version}\n`);
+      expect(r.code).toBe(0);
+    }
+  });
 
   it("a missing database URL is a one-line error with exit 2", async () => {
     const r = await cli(["check"], { TERA_CDC_DATABASE_URL: "" });
