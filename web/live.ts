@@ -1,5 +1,6 @@
 /**
- * The live page: one model's rows as a table, updated from the tera-cdc gateway. It decodes the
+ * The live page: one model's rows as a table, the current rows first, then updated from the
+ * tera-cdc gateway; a menu switches between the models the token may see. It decodes the
  * binary frames with the project's own message code (src/messages, bundled by esbuild when the
  * gateway starts). Protocol: docs/gateway.md.
  */
@@ -16,21 +17,27 @@ interface EventMeta extends Position {
   commitTime: string;
   table: string;
   leftView?: true;
+  /** One of the current rows sent before the live changes (not a change itself). */
+  initial?: true;
 }
 /** What the page shows, for tests and curious users: window.teraLive. */
 interface LiveState {
   state: string;
   changes: number;
   position: Position | null;
-  /** Each change once it is in the DOM and a frame was painted: key, op, position, time (ms since epoch). */
-  applied: { key: string; op: string; lsn: string; seq: number; at: number }[];
+  /** Each change once it is in the DOM and a frame was painted: key, op, position, commit time, time painted (ms since epoch). */
+  applied: { key: string; op: string; lsn: string; seq: number; commitTime: string; at: number }[];
   resyncs: number;
+  /** Current rows received on load (and after each model switch or resync). */
+  initialRows: number;
+  /** Set when the gateway refused the token: the page stops retrying. */
+  refused: string | null;
 }
 
 const params = new URLSearchParams(location.hash.slice(1) || location.search.slice(1));
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const banner = $("banner");
-const live: LiveState = { state: "idle", changes: 0, position: null, applied: [], resyncs: 0 };
+const live: LiveState = { state: "idle", changes: 0, position: null, applied: [], resyncs: 0, initialRows: 0, refused: null };
 (window as unknown as { teraLive: LiveState }).teraLive = live;
 
 let token = params.get("token") ?? "";
@@ -43,6 +50,13 @@ let pendingMeta: EventMeta | null = null;
 let lastCommit = 0;
 let retryMs = 500;
 let socket: WebSocket | null = null;
+/** Position the current rows are valid at (the "rows" frame), taken as ours once subscribed. */
+let rowsPosition: Position | null = null;
+/** A subscribe was sent and its "subscribed" has not come: a resync now is followed by rows. */
+let subscribing = false;
+let opened = false;
+/** Key columns of each model the token may see, from the last hello. */
+let lastHelloModels: Record<string, string[]> = {};
 
 function setState(state: string, text: string): void {
   live.state = state;
@@ -136,6 +150,18 @@ function clearTable(): void {
   rows.clear();
 }
 
+/** A new model: no columns, no rows. */
+function resetTable(): void {
+  clearTable();
+  columns.length = 0;
+  document.querySelector("#rows thead tr")!.replaceChildren();
+}
+
+function subscribe(ws: WebSocket, resume: { after?: Position; session?: string }): void {
+  subscribing = true;
+  ws.send(JSON.stringify({ type: "subscribe", models: [model], rows: true, ...resume }));
+}
+
 function updateEmpty(): void {
   $("empty").hidden = rows.size > 0;
 }
@@ -149,6 +175,18 @@ function apply(meta: EventMeta, bytes: Uint8Array): void {
     const inner = unpackAny(any);
     if (inner.type !== "DatabaseEvent" || inner.message.objectType !== model) continue;
     const object = JSON.parse(inner.message.objectValue) as Record<string, unknown>;
+    if (meta.initial) {
+      // A current row, valid at the "rows" frame's position: shown, not counted as a change.
+      const key = upsert(object);
+      live.initialRows++;
+      updateEmpty();
+      const record = { key, op: "initial", lsn: meta.lsn, seq: meta.seq, commitTime: meta.commitTime, at: 0 };
+      requestAnimationFrame(() => {
+        record.at = Date.now();
+        live.applied.push(record);
+      });
+      continue;
+    }
     let key = "";
     if (meta.op === "truncate") clearTable();
     else if (inner.message.type === DatabaseEvent_EventType.DB_DELETE) key = remove(object);
@@ -161,7 +199,7 @@ function apply(meta: EventMeta, bytes: Uint8Array): void {
     showLag();
     updateEmpty();
     showPosition();
-    const record = { key, op: meta.leftView ? "left-view" : meta.op, lsn: meta.lsn, seq: meta.seq, at: 0 };
+    const record = { key, op: meta.leftView ? "left-view" : meta.op, lsn: meta.lsn, seq: meta.seq, commitTime: meta.commitTime, at: 0 };
     // Recorded in the next animation frame: the change has then been laid out and painted.
     requestAnimationFrame(() => {
       record.at = Date.now();
@@ -176,6 +214,8 @@ function connect(): void {
   const ws = new WebSocket(`${scheme}://${location.host}/ws`, ["tera-cdc.v1", `bearer.${token}`]);
   socket = ws;
   ws.binaryType = "arraybuffer";
+  opened = false;
+  ws.onopen = () => (opened = true);
   ws.onmessage = (message) => {
     if (typeof message.data !== "string") {
       if (pendingMeta) apply(pendingMeta, new Uint8Array(message.data as ArrayBuffer));
@@ -186,6 +226,8 @@ function connect(): void {
     switch (frame.type) {
       case "hello": {
         const models = frame.models as Record<string, string[]>;
+        if (!model) model = Object.keys(models)[0] ?? "";
+        showModels(Object.keys(models));
         if (!models[model]) {
           $("notice").textContent = `This token may not see model "${model}" (it may see: ${Object.keys(models).join(", ") || "nothing"}).`;
           setState("error", "not allowed");
@@ -193,14 +235,26 @@ function connect(): void {
           return;
         }
         keyColumns = models[model]!;
+        lastHelloModels = models;
         const previous = session;
         session = frame.session as string;
         const after = previous && live.position ? { after: live.position, session: previous } : {};
         if (!live.position && frame.position) live.position = frame.position as Position;
-        ws.send(JSON.stringify({ type: "subscribe", models: [model], ...after }));
+        subscribe(ws, after);
         break;
       }
+      case "rows":
+        // The current rows follow; they replace whatever the page showed.
+        clearTable();
+        rowsPosition = frame.position as Position | null;
+        if (frame.complete === false) $("notice").textContent = `Current rows not available: ${frame.reason as string}.`;
+        break;
       case "subscribed":
+        subscribing = false;
+        if (rowsPosition) live.position = rowsPosition;
+        rowsPosition = null;
+        showPosition();
+        updateEmpty();
         retryMs = 500;
         setState("live", frame.resumed === null || frame.resumed === undefined ? "live" : `live (resumed, ${frame.resumed} missed changes)`);
         break;
@@ -215,7 +269,9 @@ function connect(): void {
         live.resyncs++;
         clearTable();
         updateEmpty();
-        $("notice").textContent = `Resynced: ${frame.reason as string}. Rows reappear as they change.`;
+        $("notice").textContent = `Resynced: ${frame.reason as string}.`;
+        // Outside a subscribe (whose rows follow anyway), ask for the current rows again.
+        if (!subscribing) subscribe(ws, {});
         break;
       case "error":
         $("notice").textContent = `Gateway: ${frame.message as string}`;
@@ -229,14 +285,57 @@ function connect(): void {
       return;
     }
     if (live.state === "error") return;
-    setState("reconnecting", `disconnected (${event.code}${event.reason ? ` ${event.reason}` : ""}); retrying in ${retryMs / 1000} s`);
-    setTimeout(connect, retryMs);
-    retryMs = Math.min(retryMs * 2, 10_000);
+    const retry = () => {
+      setState("reconnecting", `disconnected (${event.code}${event.reason ? ` ${event.reason}` : ""}); retrying in ${retryMs / 1000} s`);
+      setTimeout(connect, retryMs);
+      retryMs = Math.min(retryMs * 2, 10_000);
+    };
+    // A refused upgrade reaches the page only as code 1006: the gateway says why at /auth.
+    if (opened) return retry();
+    void tokenRefusal().then((reason) => {
+      if (reason === null) return retry();
+      live.refused = reason;
+      setState("error", `token refused: ${reason}`);
+      $("notice").textContent = `token refused: ${reason}. Open the page with a valid token (#token=...).`;
+    });
   };
 }
 
+/** Why the gateway refuses the token, or null when it accepts it (or cannot be asked now). */
+async function tokenRefusal(): Promise<string | null> {
+  try {
+    const response = await fetch("/auth", { headers: { authorization: `Bearer ${token}` }, cache: "no-store" });
+    if (response.status !== 401) return null;
+    return ((await response.json()) as { reason?: string }).reason ?? "refused";
+  } catch {
+    return null;
+  }
+}
+
+/** The models menu: every model the token may see; choosing one shows its current rows. */
+function showModels(models: string[]): void {
+  const select = $<HTMLSelectElement>("model-select");
+  select.replaceChildren(...models.map((m) => Object.assign(document.createElement("option"), { value: m, textContent: m, selected: m === model })));
+  select.hidden = models.length < 2;
+  select.onchange = () => switchModel(select.value);
+}
+
+function switchModel(next: string): void {
+  if (next === model || !socket || socket.readyState !== WebSocket.OPEN) return;
+  socket.send(JSON.stringify({ type: "unsubscribe", models: [model] }));
+  model = next;
+  $("model").textContent = model;
+  const hash = new URLSearchParams(location.hash.slice(1));
+  hash.set("model", model);
+  history.replaceState(null, "", `#${hash.toString()}`);
+  keyColumns = (lastHelloModels[model] ?? []) as string[];
+  resetTable();
+  live.initialRows = 0;
+  subscribe(socket, {});
+}
+
 $("model").textContent = model || "–";
-if (!token || !model) {
+if (!token) {
   const form = $<HTMLFormElement>("login");
   form.hidden = false;
   form.onsubmit = (event) => {

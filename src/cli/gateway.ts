@@ -1,9 +1,8 @@
 import { readFileSync } from "node:fs";
-import YAML from "yaml";
 import { ConfigError, parseSettings, RUN_SETTINGS, type SettingSpec, signingKeyOf } from "../config.js";
 import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
 import { createVerifier } from "../gateway/auth.js";
-import { type AccessRules, parseRules, RulesError } from "../gateway/rules.js";
+import { type AccessRules, readRulesFile, RulesError } from "../gateway/rules.js";
 import { Gateway, type GatewayOptions } from "../gateway/server.js";
 import { buildWebAssets } from "../gateway/web.js";
 import { createLogger, type LogLevel, redactUrl } from "../ops/log.js";
@@ -39,18 +38,15 @@ export const GATEWAY_SETTINGS: readonly SettingSpec[] = [
   { name: "session-ttl-ms", env: "TERA_CDC_GATEWAY_SESSION_TTL_MS", kind: { type: "int", min: 0, max: 86_400_000 }, default: 300_000, help: "how long a disconnected client can resume" },
   { name: "max-sessions", env: "TERA_CDC_GATEWAY_MAX_SESSIONS", kind: { type: "int", min: 1, max: 10_000_000 }, default: 10_000, help: "client sessions kept for resume, at most" },
   { name: "log-level", env: "TERA_CDC_LOG_LEVEL", kind: { type: "enum", values: ["trace", "debug", "info", "warn", "error", "fatal", "silent"] }, default: "info", help: "log level" },
+  { name: "max-rows", env: "TERA_CDC_GATEWAY_MAX_ROWS", kind: { type: "int", min: 0, max: 100_000_000 }, default: 100_000, help: "current rows kept over all models, sent to pages on load (past it a model's pages get only changes)" },
+  { name: "snapshot-on-start", env: "TERA_CDC_GATEWAY_SNAPSHOT_ON_START", kind: { type: "bool" }, default: false, help: "ask tera-cdc (RPC) for a snapshot of each model at start, so pages get every current row, not only those changed since" },
+  { name: "module-name", env: "TERA_CDC_MODULE_NAME", kind: { type: "string" }, default: "tera-cdc", help: "module name of the tera-cdc asked for snapshots (its RPC topic is module/<name>/rpc)" },
   LOCAL_DATA_DIR_SETTING,
 ];
 
 function loadRules(path: string): AccessRules {
-  let doc: unknown;
   try {
-    doc = YAML.parse(readFileSync(path, "utf8"));
-  } catch (error) {
-    throw new ConfigError(`setting rules: ${path} is not valid YAML or JSON: ${(error as Error).message.split("\n")[0]}`);
-  }
-  try {
-    return parseRules(doc, path);
+    return readRulesFile(path);
   } catch (error) {
     if (error instanceof RulesError) throw new ConfigError(`setting rules: ${error.message}`);
     throw error;
@@ -106,6 +102,8 @@ export function gatewayConfig(argv: string[], env: NodeJS.ProcessEnv = process.e
       sessionTtlMs: v["session-ttl-ms"] as number,
       maxSessions: v["max-sessions"] as number,
       signingKey: signingKeyOf(v),
+      maxRows: v["max-rows"] as number,
+      ...(v["snapshot-on-start"] === true ? { snapshotOnStart: { moduleName: v["module-name"] as string } } : {}),
     },
     logLevel: v["log-level"] as LogLevel,
   };

@@ -16,6 +16,7 @@ const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string }
   setup: { load: async () => (await import("./setup.js")).setupCommand, summary: "apply the safe fixes (publication, replica identity), printing each statement" },
   snapshot: { load: async () => (await import("./snapshot.js")).snapshotCommand, summary: "ask a running tera-cdc (RPC) to snapshot a model into the stream, with progress" },
   audit: { load: async () => (await import("./audit.js")).auditCommand, summary: "append every change to an append-only PostgreSQL audit table, exactly once" },
+  token: { load: async () => (await import("./token.js")).tokenCommand, summary: "print a JWT for the gateway from claims, signed with its secret" },
 };
 
 export const USAGE = `tera-cdc: PostgreSQL changes as OpenTera DatabaseEvents on MQTT

@@ -2,6 +2,7 @@ import { ConfigError, parseSettings, RUN_SETTING_SPECS, RUN_SETTINGS, signingKey
 import type { OversizeRule } from "../pipeline/publisher.js";
 import { createLogger, type LogLevel } from "../ops/log.js";
 import { MqttLogForwarder } from "../ops/log-mqtt.js";
+import { readState, writeState } from "../embedded/state.js";
 import { embeddedBanner, type EmbeddedBrokerChoice, type EmbeddedServices, startEmbeddedServices } from "../embedded/index.js";
 import { mergePreset, type PresetName, presetTables } from "../preset/index.js";
 import { CdcService, type ServiceConfig } from "../service.js";
@@ -27,6 +28,8 @@ export interface EmbeddedRequest {
   readonly broker: boolean;
   readonly dataDir: string;
   readonly brokerKind: EmbeddedBrokerChoice;
+  /** With the embedded database and broker: also the development gateway (the live page). */
+  readonly gateway: boolean;
 }
 
 /** The qos setting's values (text, as settings are) as MQTT QoS levels. */
@@ -45,7 +48,7 @@ export function runConfig(
   if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": run takes only flags`);
   const v = parsed.values;
   // No URL: `run` starts an embedded PostgreSQL or broker (`npm start` on a fresh machine).
-  const embedded: EmbeddedRequest = { database: v["database-url"] === undefined, broker: v["mqtt-url"] === undefined, dataDir: v["data-dir"], brokerKind: v["embedded-broker"] };
+  const embedded: EmbeddedRequest = { database: v["database-url"] === undefined, broker: v["mqtt-url"] === undefined, dataDir: v["data-dir"], brokerKind: v["embedded-broker"], gateway: v["embedded-gateway"] };
   // A client certificate is useless without its key and the other way round.
   for (const [given, needed] of [["mqtt-cert", "mqtt-key"], ["mqtt-key", "mqtt-cert"]] as const) {
     if (v[given] !== undefined && v[needed] === undefined) {
@@ -105,7 +108,9 @@ export function runConfig(
     standbyPollMs: v["standby-poll-ms"],
     statusIntervalMs: v["status-interval-ms"],
     moduleName: v["module-name"],
-    rpc: v.rpc,
+    // The embedded broker authenticates and only its local identity may publish RPC requests
+    // (src/embedded/broker.ts): RPC is on there unless told otherwise.
+    rpc: embedded.broker && !rpcGiven(argv, env) ? true : v.rpc,
     snapshotInitial: v.snapshot === "initial",
     snapshotChunkSize: v["snapshot-chunk-size"],
     snapshotModels: v["snapshot-models"] ?? [],
@@ -122,6 +127,12 @@ export function runConfig(
     startAfresh: v["start-afresh"] === true,
   };
   return { config, logLevel: v["log-level"], logToMqtt: v["log-to-mqtt"] === true, embedded, preset };
+}
+
+/** Whether --rpc was set by flag, environment or config file (its default aside). */
+function rpcGiven(argv: string[], env: NodeJS.ProcessEnv): boolean {
+  const withoutDefault = RUN_SETTINGS.map((s) => (s.name === "rpc" ? { ...s, default: undefined } : s));
+  return parseSettings(withoutDefault, argv, env).values.rpc !== undefined;
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
@@ -147,6 +158,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   let config = settings.config;
   let embedded: EmbeddedServices | undefined;
   let banner: NodeJS.Timeout | undefined;
+  let gateway: { stop(): Promise<void> } | undefined;
   try {
     if (settings.embedded.database || settings.embedded.broker) {
       embedded = await startEmbeddedServices({
@@ -163,18 +175,45 @@ export async function runCommand(argv: string[]): Promise<number> {
       // and lets only the local commands' identity publish on the RPC topic (docs/security.md).
       if (embedded.broker && config.rpc === undefined) config = { ...config, rpc: true };
       const printed = embedded;
-      banner = setInterval(() => {
-        if (service?.currentState !== "streaming") return;
-        clearInterval(banner);
+      const printBanner = async () => {
+        const page = settings.embedded.gateway && printed.databaseDir && printed.broker ? await startPage(printed) : undefined;
+        if (stopRequested) return;
         process.stdout.write(
           embeddedBanner({
             mqttUrl: config.mqttUrl,
             database: printed.databaseDir ? { url: printed.printableDatabaseUrl!, dir: printed.databaseDir, pgpassFile: printed.pgpassFile! } : undefined,
             broker: printed.broker,
             dataDirFlag: resolve(settings.embedded.dataDir) === resolve(".tera-cdc") ? undefined : settings.embedded.dataDir,
+            page,
             preset: settings.preset,
           }),
         );
+      };
+      // The development gateway: the live page of the sample database, on an MQTT 5 broker only.
+      const startPage = async (services: EmbeddedServices): Promise<{ url: string } | { unavailable: string }> => {
+        if (services.broker!.protocolVersion !== 5) return { unavailable: "the gateway needs MQTT 5: install mosquitto (apt-get install mosquitto) and start again" };
+        try {
+          const { startEmbeddedGateway } = await import("../embedded/gateway.js");
+          const started = await startEmbeddedGateway({
+            mqttUrl: services.mqttUrl,
+            broker: services.secrets.broker.local,
+            secret: services.secrets.gatewaySecret,
+            moduleName: config.moduleName ?? "tera-cdc",
+            savedPort: readState(services.dataDir).gatewayPort,
+            logger: logger.child({ component: "gateway" }),
+          });
+          gateway = started;
+          writeState(services.dataDir, { ...readState(services.dataDir), gatewayPort: started.port });
+          return { url: started.pageUrl };
+        } catch (error) {
+          logger.warn(`development gateway not started: ${(error as Error).message.split("\n")[0]}`);
+          return { unavailable: `the development gateway did not start (${(error as Error).message.split("\n")[0]})` };
+        }
+      };
+      banner = setInterval(() => {
+        if (service?.currentState !== "streaming") return;
+        clearInterval(banner);
+        void printBanner();
       }, 100);
     }
     if (stopRequested) return 0;
@@ -188,6 +227,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     throw error;
   } finally {
     clearInterval(banner);
+    await gateway?.stop().catch((error: Error) => logger.warn(`development gateway stop failed: ${error.message}`));
     await mqttLogs?.close();
     await embedded?.stop();
   }

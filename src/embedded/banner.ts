@@ -14,8 +14,8 @@ export function embeddedBanner(options: {
   broker?: { kind: EmbeddedBrokerKind };
   /** The data folder, when not the default one (the local commands must be told it). */
   dataDirFlag?: string;
-  /** The live page of the development gateway. */
-  pageUrl?: string;
+  /** The live page of the development gateway, or why there is none. */
+  page?: { url: string } | { unavailable: string };
   preset?: string;
 }): string {
   const lines = ["", "tera-cdc is streaming."];
@@ -37,7 +37,11 @@ export function embeddedBanner(options: {
       `    MQTT 3.1.1: ${MQTT311_LOSSES}. Install mosquitto (apt-get install mosquitto) for MQTT 5.`,
     );
   }
-  if (options.pageUrl) lines.push("", "  Live page (development gateway on 127.0.0.1, token for the sample rules):", `    ${options.pageUrl}`);
+  if (options.page && "url" in options.page) {
+    lines.push("", "  Live page (development gateway on 127.0.0.1; a week-long development token for examples/gateway-rules.yaml):", `    ${options.page.url}`);
+  } else if (options.page) {
+    lines.push("", `  Live page: not available: ${options.page.unavailable}.`);
+  }
   lines.push("", "  Watch events (start it before making the change):", `    npx tera-cdc tail --mqtt-url ${redactUrl(options.mqttUrl)}${dataDir}`);
   if (psql) {
     lines.push("", "  Make a change:", `    ${psql} -c "UPDATE t_devices SET device_name = 'Kinect 2' WHERE id_device = 1"`);

@@ -28,6 +28,8 @@ export interface EmbeddedServices {
   /** The embedded broker's kind, when the broker is embedded. */
   readonly broker?: { readonly kind: EmbeddedBrokerKind; readonly protocolVersion: 4 | 5; readonly publisher: BrokerIdentity };
   readonly secrets: EmbeddedSecrets;
+  /** Absolute data folder. */
+  readonly dataDir: string;
   stop(): Promise<void>;
 }
 
@@ -99,6 +101,7 @@ export async function startEmbeddedServices(options: {
     pgpassFile: postgres ? pgpassPath(dataDir) : undefined,
     broker: broker ? { kind: broker.kind, protocolVersion: broker.protocolVersion, publisher: secrets.broker.publisher } : undefined,
     secrets,
+    dataDir,
     stop,
   };
 }

@@ -6,6 +6,8 @@ export interface EmbeddedState {
   /** Ports chosen last time, tried first so that printed URLs stay valid across restarts. */
   postgresPort?: number;
   brokerPort?: number;
+  /** Port of the development gateway (the live page). */
+  gatewayPort?: number;
   /** The tera-cdc process using the folder now (cleared on a clean stop). */
   pid?: number;
   /** The embedded Mosquitto's process (cleared on a clean stop), stopped by the next start if left running. */

@@ -1,5 +1,5 @@
 import { createPublicKey, createSecretKey, type KeyObject } from "node:crypto";
-import { errors, jwtVerify, type JWTPayload } from "jose";
+import { errors, jwtVerify, type JWTPayload, SignJWT } from "jose";
 
 /** Verifies the JWT a browser presents on connect. */
 export interface TokenVerifier {
@@ -50,6 +50,18 @@ export function createVerifier(options: AuthOptions): TokenVerifier {
       return payload;
     },
   };
+}
+
+/**
+ * An HS256 token for the gateway from `claims`, valid for `expiresIn` (jose's spans: "30m", "1h",
+ * "7d"), as `tera-cdc token` and the embedded default's development page make them.
+ */
+export async function signToken(options: { secret: string; claims: Record<string, unknown>; expiresIn: string; issuer?: string; audience?: string }): Promise<string> {
+  if (Buffer.byteLength(options.secret) < 32) throw new Error("auth secret is shorter than 32 bytes: use a random secret of at least 32 bytes (HS256)");
+  let jwt = new SignJWT(options.claims as JWTPayload).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setIssuedAt().setExpirationTime(options.expiresIn);
+  if (options.issuer) jwt = jwt.setIssuer(options.issuer);
+  if (options.audience) jwt = jwt.setAudience(options.audience);
+  return jwt.sign(createSecretKey(Buffer.from(options.secret)));
 }
 
 /** A short reason for a refused token, safe to send back and to log (never the token itself). */

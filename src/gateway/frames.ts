@@ -12,8 +12,8 @@ import type { GatewayEvent } from "./events.js";
  *     OpenTera's client format, decodable with any OpenTera protobuf code.
  *
  * A client that only understands OpenTera's format can ignore text frames. Control frames are text
- * frames with another "type": hello, subscribed, position, resync, error (server -> client), and
- * subscribe, unsubscribe (client -> server). See docs/gateway.md.
+ * frames with another "type": hello, rows, subscribed, position, resync, error (server -> client),
+ * and subscribe, unsubscribe (client -> server). See docs/gateway.md.
  */
 export const PROTOCOL_VERSION = 1;
 
@@ -26,9 +26,11 @@ export interface EventMeta {
   readonly commitTime: string;
   readonly table: string;
   readonly leftView?: true;
+  /** One of the current rows sent after a subscribe with "rows": true (not a change). */
+  readonly initial?: true;
 }
 
-export function eventMeta(event: GatewayEvent, leftView: boolean): string {
+export function eventMeta(event: GatewayEvent, leftView: boolean, initial = false): string {
   const meta: EventMeta = {
     type: "event",
     lsn: event.lsnText,
@@ -38,6 +40,7 @@ export function eventMeta(event: GatewayEvent, leftView: boolean): string {
     commitTime: event.commitTime,
     table: event.table,
     ...(leftView ? { leftView: true as const } : {}),
+    ...(initial ? { initial: true as const } : {}),
   };
   return JSON.stringify(meta);
 }
@@ -50,7 +53,7 @@ export function eventBinary(event: GatewayEvent): Uint8Array {
 
 /** A message from the client, validated; a string is the one-line reason it was refused. */
 export type ClientRequest =
-  | { readonly type: "subscribe"; readonly models: string[]; readonly after?: { lsn: string; seq: number }; readonly session?: string }
+  | { readonly type: "subscribe"; readonly models: string[]; readonly after?: { lsn: string; seq: number }; readonly session?: string; readonly rows?: boolean }
   | { readonly type: "unsubscribe"; readonly models: string[] };
 
 export function parseClientRequest(text: string): ClientRequest | string {
@@ -77,5 +80,12 @@ export function parseClientRequest(text: string): ClientRequest | string {
     after = { lsn: a.lsn, seq: a.seq as number };
   }
   if (r.session !== undefined && typeof r.session !== "string") return "session must be the string from the hello frame";
-  return { type: "subscribe", models, ...(after ? { after } : {}), ...(typeof r.session === "string" ? { session: r.session } : {}) };
+  if (r.rows !== undefined && typeof r.rows !== "boolean") return "rows must be true (send the current rows first) or false";
+  return {
+    type: "subscribe",
+    models,
+    ...(after ? { after } : {}),
+    ...(typeof r.session === "string" ? { session: r.session } : {}),
+    ...(r.rows === true ? { rows: true } : {}),
+  };
 }

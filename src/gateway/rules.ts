@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import YAML from "yaml";
 /**
  * Who may see what: per-model access rules evaluated against a verified token's claims (pure).
  *
@@ -96,6 +98,17 @@ function parseList<T>(raw: unknown, where: string, item: (x: unknown, w: string)
 }
 
 /** Validates a parsed rules document (from YAML or JSON). `source` names the file in errors. */
+/** The rules in a YAML or JSON file (RulesError naming the file and the problem). */
+export function readRulesFile(path: string): AccessRules {
+  let doc: unknown;
+  try {
+    doc = YAML.parse(readFileSync(path, "utf8"));
+  } catch (error) {
+    throw new RulesError(`${path} is not valid YAML or JSON: ${(error as Error).message.split("\n")[0]}`);
+  }
+  return parseRules(doc, path);
+}
+
 export function parseRules(doc: unknown, source = "rules"): AccessRules {
   if (doc === null || typeof doc !== "object" || Array.isArray(doc)) throw new RulesError(`${source} must be a mapping with a models: key`);
   const top = doc as Record<string, unknown>;

@@ -4,7 +4,7 @@ import type { Duplex } from "node:stream";
 import type { MqttClient } from "mqtt";
 import { openClient, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
 import { WebSocket, WebSocketServer } from "ws";
-import { databaseEventTopic, toMqttTopic } from "../messages/index.js";
+import { databaseEventTopic, encodeMessage, moduleRpcTopic, toMqttTopic } from "../messages/index.js";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../ops/log.js";
 import { formatLsn, parseLsn } from "../lsn.js";
@@ -14,9 +14,18 @@ import { SUBPROTOCOL, type TokenVerifier, tokenOfRequest, tokenRefusal } from ".
 import { comparePositions, eventsFromMessage, type GatewayEvent } from "./events.js";
 import { eventBinary, eventMeta, PROTOCOL_VERSION, parseClientRequest } from "./frames.js";
 import { EventRing } from "./ring.js";
+import { RowStore } from "./rows.js";
 import { type AccessRules, type Claims, canSeeModel, visibleModels } from "./rules.js";
 import { ClientView, type Decision } from "./view.js";
 import type { WebAssets } from "./web.js";
+
+/**
+ * The broker refused MQTT 5: it speaks 3.1.1 only (aedes, the embedded fallback). The gateway needs
+ * each event's position (lsn, seq user properties) to resume clients and to tell which changes the
+ * current rows already hold, so it stops at once (exit 2) instead of retrying.
+ */
+const MQTT5_NEEDED =
+  "setting mqtt-url: the broker speaks MQTT 3.1.1 only, and the gateway needs MQTT 5 (each event's lsn and seq, as user properties, for resume and for consistent initial rows): use an MQTT 5 broker such as Mosquitto 2 (npm start embeds one when /usr/sbin/mosquitto is installed)";
 
 export interface GatewayOptions {
   readonly mqttUrl: string;
@@ -46,6 +55,14 @@ export interface GatewayOptions {
   readonly signingKey?: Uint8Array;
   /** How far ahead of the newest event one may be (see PositionGuard); default 1 TiB + 1 GiB/s. */
   readonly positionLimits?: { readonly leadBytes: bigint; readonly bytesPerSecond: bigint };
+  /** Current rows kept over all models, for clients that subscribe with "rows": true (default 100,000). */
+  readonly maxRows?: number;
+  /**
+   * Ask the tera-cdc of this module name (RPC, module/<name>/rpc) for a snapshot of every served
+   * model once subscribed, so that the current rows are complete and not only those changed since
+   * the gateway started. Needs a broker identity allowed to publish RPC requests.
+   */
+  readonly snapshotOnStart?: { readonly moduleName: string };
 }
 
 interface Session {
@@ -117,6 +134,7 @@ export class Gateway {
   private http: Server | null = null;
   private wss: WebSocketServer | null = null;
   private mqtt: MqttClient | null = null;
+  private readonly rowStore: RowStore;
   private readonly clients = new Set<Client>();
   private readonly sessions = new Map<string, Session>();
   private readonly ring: EventRing;
@@ -152,6 +170,7 @@ export class Gateway {
   constructor(private readonly options: GatewayOptions) {
     this.ring = new EventRing(options.ringEvents, options.ringBytes);
     this.guard = new PositionGuard(options.positionLimits ?? DEFAULT_POSITION_LIMITS);
+    this.rowStore = new RowStore(options.rules, options.maxRows ?? 100_000);
   }
 
   get port(): number {
@@ -195,7 +214,8 @@ export class Gateway {
     // Browsers keep idle HTTP connections open; close() alone would wait for them.
     this.http?.closeAllConnections();
     await closed;
-    await this.mqtt?.endAsync();
+    // Forced: the gateway only subscribes, and a client still reconnecting would otherwise hold the stop.
+    await this.mqtt?.endAsync(true);
   }
 
   private async connectBroker(): Promise<void> {
@@ -234,8 +254,24 @@ export class Gateway {
       if (this.stats.mqttConnected && !this.stopping) o.logger.warn("broker connection lost; reconnecting");
       this.stats.mqttConnected = false;
     });
-    client.on("error", (error) => o.logger.warn(`broker: ${error.message}`));
-    client.on("message", (topic, payload, packet) => this.onBrokerMessage(topic, payload, (packet.properties?.userProperties ?? {}) as Record<string, string | string[]>));
+    client.on("error", (error) => {
+      // CONNACK "unacceptable protocol version" (3.1.1 code 1, MQTT 5 reason 132): retrying cannot help.
+      const code = (error as Error & { code?: number }).code;
+      if (!this.mqttEverConnected && (code === 1 || code === 132 || /unacceptable protocol version|unsupported protocol version/i.test(error.message))) {
+        // Forced and forgotten: a later stop() must not wait on a client that never connected.
+        client.end(true);
+        this.mqtt = null;
+        subscribed(new ConfigError(MQTT5_NEEDED));
+        return;
+      }
+      o.logger.warn(`broker: ${error.message}`);
+    });
+    // Under tera-cdc/cli/, the reply prefix tera-cdc answers by default (--rpc-reply-prefixes).
+    const replyTopic = `tera-cdc/cli/gateway-${randomUUID().slice(0, 8)}/reply`;
+    client.on("message", (topic, payload, packet) => {
+      if (topic === replyTopic) return this.onSnapshotReply(payload);
+      this.onBrokerMessage(topic, payload, (packet.properties?.userProperties ?? {}) as Record<string, string | string[]>);
+    });
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`broker ${o.mqttUrl.replace(/\/\/[^@]*@/, "//")} not reachable within 30 s: check --mqtt-url`)), 30_000);
@@ -244,6 +280,35 @@ export class Gateway {
       await Promise.race([firstSubscription, timeout]);
     } finally {
       clearTimeout(timer);
+    }
+    if (o.snapshotOnStart) await this.requestSnapshots(client, o.snapshotOnStart.moduleName, replyTopic);
+  }
+
+  /** One snapshot request per served model (OpenTera RPC, as `tera-cdc snapshot` sends it); the rows arrive through the stream. */
+  private async requestSnapshots(client: MqttClient, moduleName: string, replyTopic: string): Promise<void> {
+    await client.subscribeAsync(replyTopic, { qos: 1 });
+    let id = 0;
+    for (const model of this.options.models) {
+      const request = encodeMessage({
+        $type: "opentera.protobuf.RPCMessage",
+        method: "snapshot",
+        replyTo: replyTopic,
+        id: BigInt(++id),
+        timestamp: Date.now() / 1000,
+        args: [{ $type: "opentera.protobuf.Value", argValue: { $case: "stringValue", stringValue: model } }],
+      });
+      await client.publishAsync(toMqttTopic(moduleRpcTopic(moduleName)), Buffer.from(request), { qos: 1 });
+    }
+    this.options.logger.info({ models: this.options.models, moduleName }, "asked tera-cdc for a snapshot of each model, for the current rows");
+  }
+
+  private onSnapshotReply(payload: Buffer): void {
+    try {
+      const reply = JSON.parse(payload.toString("utf8")) as { error?: string; return_value?: { id?: number; model?: string } };
+      if (reply.error !== undefined) this.options.logger.warn(`snapshot request refused: ${reply.error}; current rows hold only what changed since the gateway started`);
+      else this.options.logger.info({ snapshot: reply.return_value?.id, model: reply.return_value?.model }, "snapshot started");
+    } catch {
+      this.options.logger.warn("snapshot reply is not JSON");
     }
   }
 
@@ -284,6 +349,7 @@ export class Gateway {
       }
       this.lastPosition = event;
       this.ring.push(event);
+      this.rowStore.apply(event);
       this.stats.events++;
       for (const client of this.clients) this.deliver(client, client.session.view.decide(event));
     }
@@ -312,7 +378,7 @@ export class Gateway {
   }
 
   /** Sends one decision's frames, or disconnects a client past the hard cap of its send buffer. */
-  private deliver(client: Client, decision: Decision): void {
+  private deliver(client: Client, decision: Decision, initial = false): void {
     if (decision.send === null && !decision.resyncFirst) return;
     const socket = client.socket;
     if (socket.readyState !== WebSocket.OPEN) return;
@@ -331,7 +397,7 @@ export class Gateway {
       binary = eventBinary(event);
       if (!decision.leftView) this.binaries.set(event, binary);
     }
-    socket.send(eventMeta(event, decision.leftView));
+    socket.send(eventMeta(event, decision.leftView, initial));
     socket.send(binary);
     this.stats.framesSent += 2;
   }
@@ -462,10 +528,31 @@ export class Gateway {
     } else {
       for (const m of request.models) view.models.add(m);
     }
+    // Not after a resume: the client kept its rows and got what it missed.
+    if (request.rows && resumed === null) this.sendRows(client, request.models);
     if (client.socket.readyState !== WebSocket.OPEN) return;
     client.socket.send(JSON.stringify({ type: "subscribed", models: [...view.models], resumed }));
     const position = this.positionFrame();
     if (position) client.socket.send(position);
+  }
+
+  /**
+   * The current rows of each model, under the client's row rules, each as the event that made it
+   * so (marked "initial"), after a "rows" frame with the position they are valid at. Synchronous,
+   * so no event slips between the rows and the live stream that follows them.
+   */
+  private sendRows(client: Client, models: readonly string[]): void {
+    const position = this.lastPosition ? { lsn: formatLsn(this.lastPosition.lsn), seq: this.lastPosition.seq } : null;
+    for (const model of models) {
+      if (client.socket.readyState !== WebSocket.OPEN) return;
+      const rows = this.rowStore.rowsOf(model);
+      if (rows === null) {
+        client.socket.send(JSON.stringify({ type: "rows", model, position, complete: false, reason: "the gateway holds more rows than --max-rows: only changes from now on" }));
+        continue;
+      }
+      client.socket.send(JSON.stringify({ type: "rows", model, position, complete: true }));
+      for (const event of rows) this.deliver(client, client.session.view.decide(event), true);
+    }
   }
 
   private sendError(client: Client, message: string): void {
@@ -505,6 +592,23 @@ export class Gateway {
     this.stats.sessions = this.sessions.size;
   }
 
+  /** GET /auth with `Authorization: Bearer <jwt>`: 200 {"ok":true,"models":[...]} or 401 {"ok":false,"reason":"..."}. */
+  private async answerAuth(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const header = req.headers.authorization ?? "";
+    const token = /^Bearer (\S+)$/.exec(header)?.[1];
+    const reply = (status: number, body: object) => {
+      res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
+      res.end(JSON.stringify(body));
+    };
+    if (!token) return reply(401, { ok: false, reason: "no token: send Authorization: Bearer <jwt>" });
+    try {
+      const claims = await this.options.verifier.verify(token);
+      reply(200, { ok: true, models: visibleModels(this.options.rules, claims).filter((m) => this.options.models.includes(m)) });
+    } catch (error) {
+      reply(401, { ok: false, reason: tokenRefusal(error) });
+    }
+  }
+
   private serveHttp(req: IncomingMessage, res: ServerResponse): void {
     const path = new URL(req.url ?? "/", "http://gateway").pathname;
     if (path === "/healthz") {
@@ -515,6 +619,11 @@ export class Gateway {
       };
       res.writeHead(this.stats.mqttConnected ? 200 : 503, { "content-type": "application/json" });
       res.end(JSON.stringify(body));
+      return;
+    }
+    if (path === "/auth") {
+      // The page asks here why a token is refused: a browser cannot read a refused upgrade's reason.
+      void this.answerAuth(req, res);
       return;
     }
     const asset = this.options.web?.get(path === "/" ? "/index.html" : path);

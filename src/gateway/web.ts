@@ -13,7 +13,7 @@ export type WebAssets = ReadonlyMap<string, WebAsset>;
 export const WEB_DIR = join(import.meta.dirname, "..", "..", "web");
 
 /**
- * Builds the live page at start-up, in memory: web/index.html as is, and web/live.ts bundled
+ * Builds the live page at start-up, in memory: web/index.html and web/favicon.svg as they are, and web/live.ts bundled
  * with the project's message code (src/messages, ts-proto + @bufbuild/protobuf) into one ES
  * module, /live.js. Nothing is written to disk, so the gateway also runs from a read-only checkout.
  */
@@ -35,5 +35,8 @@ export async function buildWebAssets(dir = WEB_DIR): Promise<WebAssets> {
   return new Map<string, WebAsset>([
     ["/index.html", { contentType: "text/html; charset=utf-8", body: readFileSync(join(dir, "index.html"), "utf8") }],
     ["/live.js", { contentType: "text/javascript; charset=utf-8", body: js }],
+    // Browsers ask for /favicon.ico whatever the page links; both names serve the same icon.
+    ["/favicon.svg", { contentType: "image/svg+xml", body: readFileSync(join(dir, "favicon.svg"), "utf8") }],
+    ["/favicon.ico", { contentType: "image/svg+xml", body: readFileSync(join(dir, "favicon.svg"), "utf8") }],
   ]);
 }

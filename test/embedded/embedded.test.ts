@@ -19,7 +19,9 @@ const dataDir = mkdtempSync(join(tmpdir(), "tera-cdc-embedded-"));
 // mkdtemp makes it 0700; as root, PostgreSQL runs as the postgres user, who must be able to enter it.
 chmodSync(dataDir, 0o755);
 /** Empty values count as unset: the embedded default must not pick up a developer's URLs. */
-const NO_URLS = { TERA_CDC_DATABASE_URL: "", TERA_CDC_MQTT_URL: "", TERA_CDC_TABLES: "", TERA_CDC_PRESET: "" };
+// Without the development gateway, whose snapshots at start would come before the change these
+// tests make (test/embedded/page.test.ts covers the gateway).
+const NO_URLS = { TERA_CDC_DATABASE_URL: "", TERA_CDC_MQTT_URL: "", TERA_CDC_TABLES: "", TERA_CDC_PRESET: "", TERA_CDC_EMBEDDED_GATEWAY: "false" };
 const held: Server[] = [];
 /** initdb on a busy 2-core machine takes seconds; each test waits up to this per step. */
 const STEP_MS = 90_000;

@@ -28,11 +28,13 @@ let writer: PgClient;
 beforeAll(async () => {
   [pg, broker] = await Promise.all([startPostgres(), startBroker()]);
   await pg.query("CREATE TABLE t_devices (id_device int PRIMARY KEY, id_site int NOT NULL, device_name text NOT NULL, device_status text)");
-  cdc = await startCdc({ databaseUrl: pg.url, mqttUrl: broker.url, args: ["--tables", "t_devices", "--slot", "browser", "--publication", "browser"] });
+  cdc = await startCdc({ databaseUrl: pg.url, mqttUrl: broker.url, args: ["--tables", "t_devices", "--slot", "browser", "--publication", "browser", "--rpc"] });
+  // A row from before the gateway started: pages get it on load only through the snapshot it asks for.
+  await pg.query("INSERT INTO t_devices VALUES (700, 1, 'Older than the gateway', 'online')");
   const dir = mkdtempSync(join(tmpdir(), "tera-cdc-gateway-"));
   writeFileSync(join(dir, "rules.yaml"), RULES_YAML);
   const port = await freePort();
-  gateway = runCli(["gateway", "--mqtt-url", broker.url, "--host", "127.0.0.1", "--port", String(port), "--rules", join(dir, "rules.yaml")], { TERA_CDC_GATEWAY_AUTH_SECRET: SECRET });
+  gateway = runCli(["gateway", "--mqtt-url", broker.url, "--host", "127.0.0.1", "--port", String(port), "--rules", join(dir, "rules.yaml"), "--snapshot-on-start"], { TERA_CDC_GATEWAY_AUTH_SECRET: SECRET });
   gatewayUrl = `http://127.0.0.1:${port}`;
   await waitFor("the gateway's /healthz", async () => {
     if (gateway.child.exitCode !== null) throw new Error(`gateway exited ${gateway.child.exitCode}: ${gateway.output().stderr}`);
@@ -58,8 +60,14 @@ async function openPage(context: BrowserContext, sites: number[]): Promise<Page>
   const page = await context.newPage();
   const errors: string[] = [];
   page.on("pageerror", (error) => errors.push(error.message));
+  const failed: string[] = [];
+  page.on("response", (response) => {
+    if (response.status() >= 400) failed.push(`${response.status()} ${response.url()}`);
+  });
   await page.goto(`${gatewayUrl}/#model=device&token=${await token({ sub: `site-${sites.join("-")}`, sites })}`);
   await page.waitForSelector('#banner[data-state="live"]', { timeout: 30_000 });
+  // No request of the page failed (the favicon was a 404).
+  expect(failed).toEqual([]);
   expect(errors).toEqual([]);
   return page;
 }
@@ -121,7 +129,8 @@ describe("the live page in a real browser", () => {
     // DELETE: the row disappears.
     at = await commit("DELETE FROM t_devices WHERE id_device = 3");
     expect(await visibleAfter(site1, at, "[3]", "delete")).toBeLessThanOrEqual(VISIBLE_WITHIN_MS);
-    expect(await rowKeys(site1)).toEqual(["[1]", "[2]", "[4]"]);
+    // Row 700 was there before the page opened: it came with the current rows on load.
+    expect(await rowKeys(site1)).toEqual(["[700]", "[1]", "[2]", "[4]"]);
 
     // The banner shows the connection state and the lag.
     expect(await site1.locator("#state").textContent()).toBe("live");
@@ -134,6 +143,50 @@ describe("the live page in a real browser", () => {
     const site2Applied = await site2.evaluate(() => (globalThis as unknown as { teraLive: { applied: Applied[] } }).teraLive.applied.map((a) => a.key));
     expect(site2Applied).toEqual(["[50]", "[50]"]);
     expect(await site1.locator('tr[data-key="[50]"]').count()).toBe(0);
+  });
+
+  it("shows the current rows on load, under the token's row rules, then applies only later changes", async () => {
+    const firstContext = await browser.newContext();
+    const before = await rowKeys(await openPage(firstContext, [1]));
+    await firstContext.close();
+    // Rows 700 (before the gateway), 1, 2 (updated), 4 of site 1; 3 deleted; 50 is site 2's.
+    expect(before).toEqual(expect.arrayContaining(["[700]", "[1]", "[2]", "[4]"]));
+    expect(before).not.toContain("[3]");
+    expect(before).not.toContain("[50]");
+    const context = await browser.newContext();
+    const page = await openPage(context, [1]);
+    expect(await cellText(page, 2, "device_status")).toBe("in session");
+    const initial = await page.evaluate(() => (globalThis as unknown as { teraLive: { applied: Applied[]; initialRows: number; changes: number; position: unknown } }).teraLive);
+    expect(initial.applied.every((a) => a.op === "initial")).toBe(true);
+    expect(initial.changes).toBe(0);
+    // The position the rows are valid at is the page's: a resume continues from there.
+    expect(initial.position).toMatchObject({ lsn: expect.stringMatching(/^[0-9A-F]+\/[0-9A-F]+$/) });
+    const at = await commit("UPDATE t_devices SET device_name = 'Renamed after load' WHERE id_device = 700");
+    expect(await visibleAfter(page, at, "[700]", "update")).toBeLessThanOrEqual(VISIBLE_WITHIN_MS);
+    expect(await cellText(page, 700, "device_name")).toBe("Renamed after load");
+    const deleted = await commit("DELETE FROM t_devices WHERE id_device = 700");
+    expect(await visibleAfter(page, deleted, "[700]", "delete")).toBeLessThanOrEqual(VISIBLE_WITHIN_MS);
+    await context.close();
+  });
+
+  it("says why a token is refused instead of retrying", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const forged = await token({ sub: "mallory", sites: [1] }, "another-secret-of-32-bytes-or-more-0123456789");
+    await page.goto(`${gatewayUrl}/#model=device&token=${forged}`);
+    await page.waitForSelector('#banner[data-state="error"]', { timeout: 30_000 });
+    expect(await page.locator("#state").textContent()).toBe("token refused: token signature is not valid");
+    // No retry loop: the page stays refused.
+    await page.waitForTimeout(3000);
+    expect(await page.locator("#state").textContent()).toBe("token refused: token signature is not valid");
+    const expired = await token({ sub: "late", sites: [1] }, SECRET, "-10s");
+    await page.goto(`${gatewayUrl}/?#model=device&token=${expired}`);
+    await page.waitForFunction(
+      () => (globalThis as unknown as { document: { querySelector(s: string): { textContent: string | null } | null } }).document.querySelector("#state")?.textContent === "token refused: token expired",
+      undefined,
+      { timeout: 30_000 },
+    );
+    await context.close();
   });
 
   it("measures COMMIT -> visible on the page for 100 changes", async () => {
@@ -153,5 +206,5 @@ describe("the live page in a real browser", () => {
     process.stdout.write(`COMMIT -> visible in the page, ${figures.changes} changes: median ${figures.medianMs} ms, p90 ${figures.p90Ms} ms, worst ${figures.worstMs} ms\n`);
     expect(latencies).toHaveLength(100);
     expect(await cellText(page, 900, "device_status")).toBe("v100");
-  });
+  }, 180_000);
 });

@@ -85,7 +85,7 @@ describe("run settings: flags > environment > config file > defaults", () => {
   it("without a database URL, asks for the embedded PostgreSQL instead of failing (issue 6: npm start)", () => {
     const result = runConfig(["--mqtt-url", "mqtt://x"], {});
     if (result === "help") throw new Error("help");
-    expect(result.embedded).toEqual({ database: true, broker: false, dataDir: ".tera-cdc", brokerKind: "auto" });
+    expect(result.embedded).toEqual({ database: true, broker: false, dataDir: ".tera-cdc", brokerKind: "auto", gateway: true });
     expect(result.config.mqttUrl).toBe("mqtt://x");
   });
 });

@@ -1,0 +1,80 @@
+import { DatabaseEvent_EventType } from "../messages/index.js";
+import type { GatewayEvent } from "./events.js";
+import { type AccessRules, objectKey } from "./rules.js";
+
+/**
+ * Each served model's current rows, as the stream says they are (pure): the newest create or
+ * update of each key, removed by its delete, all removed by a truncate. Applied in stream order,
+ * right after an event passes the gateway's duplicate check, so the rows are exactly the state at
+ * the gateway's newest position: a client given these rows and then every later event misses
+ * nothing and never sees an older row over a newer one (no query of its own, so no race with the
+ * stream). The rows fill from the live stream and from snapshots (tera-cdc's snapshot RPC puts a
+ * model's rows into the stream as upserts; the gateway asks for one when it starts).
+ *
+ * Bounded (`maxRows` over all models): past it a model's rows are dropped and it is marked
+ * incomplete until the gateway restarts, and clients are told so instead of being given a part.
+ */
+export class RowStore {
+  private readonly rows = new Map<string, Map<string, GatewayEvent>>();
+  private readonly incomplete = new Set<string>();
+  private count = 0;
+
+  constructor(
+    private readonly rules: AccessRules,
+    private readonly maxRows: number,
+  ) {}
+
+  get size(): number {
+    return this.count;
+  }
+
+  apply(event: GatewayEvent): void {
+    if (this.incomplete.has(event.model)) return;
+    let model = this.rows.get(event.model);
+    if (!model) {
+      if (!this.rules.models.has(event.model)) return;
+      model = new Map();
+      this.rows.set(event.model, model);
+    }
+    if (event.op === "truncate") {
+      this.count -= model.size;
+      model.clear();
+      return;
+    }
+    const key = objectKey(this.rules, event.model, event.object);
+    if (key === undefined) return;
+    if (event.type === DatabaseEvent_EventType.DB_DELETE) {
+      if (model.delete(key)) this.count--;
+      return;
+    }
+    const previous = model.get(key);
+    // Re-inserted so that Map order stays "last changed last", the order clients get them in.
+    model.delete(key);
+    model.set(key, previous ? withUnchangedColumns(previous, event) : event);
+    const had = previous !== undefined;
+    if (!had && ++this.count > this.maxRows) {
+      this.count -= model.size;
+      this.rows.delete(event.model);
+      this.incomplete.add(event.model);
+    }
+  }
+
+  /** The model's current rows (each as the event that made it so), or null when incomplete. */
+  rowsOf(model: string): readonly GatewayEvent[] | null {
+    if (this.incomplete.has(model)) return null;
+    return [...(this.rows.get(model)?.values() ?? [])];
+  }
+}
+
+/**
+ * An update leaves out large (TOASTed) values it did not change, unless the table has REPLICA
+ * IDENTITY FULL: the row keeps them from its previous state.
+ */
+function withUnchangedColumns(previous: GatewayEvent, event: GatewayEvent): GatewayEvent {
+  const missing = Object.keys(previous.object).filter((column) => !(column in event.object));
+  if (missing.length === 0) return event;
+  const object: Record<string, unknown> = { ...event.object };
+  for (const column of missing) object[column] = previous.object[column];
+  const objectValue = JSON.stringify(object);
+  return { ...event, object, objectValue, bytes: objectValue.length + event.model.length + 64 };
+}
