@@ -81,15 +81,75 @@ export async function plannedFixes(query: Query, options: FixOptions): Promise<s
   return statements;
 }
 
+/**
+ * Everything a database needs before `tera-cdc run` can stream `tables` as the least-privilege
+ * `role`, as statements a superuser runs (pure: no connection, any tables): the role (LOGIN,
+ * REPLICATION; no password, set one afterwards), reading the tables, the schema for snapshot
+ * state, REPLICA IDENTITY FULL when asked, the publication. Each statement can run again. wal_level
+ * is not among them: it needs a restart, so it is a comment with the line to run.
+ */
+export function preparationSql(options: { tables: readonly TableRef[]; role: string; publication: string; replicaIdentityFull: boolean }): { comment: string; sql: string }[] {
+  const role = quoteIdent(options.role);
+  const list = options.tables.map(qualified).join(", ");
+  const schemas = [...new Set(options.tables.map((t) => t.schema))];
+  const steps: { comment: string; sql: string }[] = [
+    {
+      comment: `the role tera-cdc connects as: LOGIN and REPLICATION, no superuser (then give it a password: ALTER ROLE ${role} PASSWORD '...';)`,
+      sql: `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${quoteLiteral(options.role)}) THEN CREATE ROLE ${role} WITH LOGIN REPLICATION; END IF; END $$`,
+    },
+    { comment: "", sql: `ALTER ROLE ${role} WITH LOGIN REPLICATION` },
+    { comment: "reading the tables: the catalog at start, snapshots", sql: `GRANT USAGE ON SCHEMA ${schemas.map(quoteIdent).join(", ")} TO ${role}` },
+    { comment: "", sql: `GRANT SELECT ON ${list} TO ${role}` },
+    { comment: "snapshot state (tera_cdc.snapshots), in a schema of its own", sql: `CREATE SCHEMA IF NOT EXISTS tera_cdc AUTHORIZATION ${role}` },
+    // The schema may exist already (another role's tera-cdc, an earlier run as a superuser).
+    { comment: "", sql: `GRANT USAGE, CREATE ON SCHEMA tera_cdc TO ${role}` },
+    { comment: "", sql: `GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA tera_cdc TO ${role}` },
+    { comment: "", sql: `GRANT USAGE ON ALL SEQUENCES IN SCHEMA tera_cdc TO ${role}` },
+  ];
+  if (options.replicaIdentityFull) {
+    options.tables.forEach((t, i) =>
+      steps.push({ comment: i === 0 ? "deletes carry every column, updates every unchanged large value" : "", sql: `ALTER TABLE ${qualified(t)} REPLICA IDENTITY FULL` }),
+    );
+  }
+  steps.push({
+    comment: "the publication: what is streamed",
+    sql: `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = ${quoteLiteral(options.publication)}) THEN CREATE PUBLICATION ${quoteIdent(options.publication)} FOR TABLE ${list}; END IF; END $$`,
+  });
+  return steps;
+}
+
+/** The preparation as a psql script, with the wal_level step and the restart it needs first. */
+export function preparationScript(options: Parameters<typeof preparationSql>[0]): string {
+  const lines = [
+    `-- Prepares this database for tera-cdc run --tables ${options.tables.map((t) => `${t.schema}.${t.table}`).join(",")} as role ${options.role}.`,
+    "-- Run it as a superuser: psql \"postgres://postgres@host/db\" -f this-file.sql",
+    "--",
+    "-- First, once per server: logical decoding. SHOW wal_level; if it is not logical, run",
+    "--   ALTER SYSTEM SET wal_level = logical;",
+    "-- then RESTART PostgreSQL (a reload is not enough), e.g. systemctl restart postgresql.",
+    "",
+  ];
+  for (const step of preparationSql(options)) {
+    if (step.comment) lines.push(`-- ${step.comment}`);
+    lines.push(`${step.sql};`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
 export const SETUP_SETTINGS: readonly SettingSpec[] = [
   ...settingsNamed("database-url", "tables", "publication", "slot"),
   { name: "replica-identity-full", kind: { type: "bool" }, default: false, help: "also set REPLICA IDENTITY FULL on the tables (deletes carry every column; unchanged large values are published)" },
   { name: "create-slot", kind: { type: "bool" }, default: false, help: "also create the replication slot now (it retains WAL from then on; run creates it otherwise)" },
   { name: "dry-run", kind: { type: "bool" }, default: false, help: "print the statements without running them" },
+  { name: "print-sql", kind: { type: "bool" }, default: false, help: "print the whole preparation for --tables (role, grants, snapshot schema, replica identity, publication) as SQL for a superuser; needs no database" },
+  { name: "apply", kind: { type: "bool" }, default: false, help: "run that preparation on --database-url (as a superuser), printing each statement" },
+  { name: "role", env: "TERA_CDC_SETUP_ROLE", kind: { type: "string" }, default: "tera_cdc", help: "with --print-sql or --apply: the role tera-cdc will connect as" },
   LOCAL_DATA_DIR_SETTING,
 ];
 
 const USAGE = `Usage: tera-cdc setup --database-url URL [--tables t1,t2] [--replica-identity-full] [--create-slot] [--dry-run]
+       tera-cdc setup --tables t1,t2 --print-sql [--role tera_cdc]        (the whole preparation, as SQL)
+       tera-cdc setup --tables t1,t2 --apply --database-url URL [--role tera_cdc]
 
 Applies the fixes that are safe to automate, printing each statement: creates the publication for
 --tables (or adds the missing tables, or makes it publish every operation), and when asked sets
@@ -97,6 +157,8 @@ REPLICA IDENTITY FULL and creates the slot. Run \`tera-cdc check\` for everythin
 const EXAMPLES = [
   "tera-cdc setup --database-url postgres://admin@db/opentera --tables t_devices,t_users",
   "tera-cdc setup --database-url postgres://admin@db/opentera --tables t_devices --replica-identity-full --dry-run",
+  "tera-cdc setup --tables public.orders,public.customers --print-sql > prepare.sql   (then: psql postgres://postgres@db/app -f prepare.sql)",
+  "tera-cdc setup --tables orders,customers --apply --database-url postgres://postgres@db/app",
 ];
 
 /** Plans and (unless dry-run) applies the fixes, writing each statement to `out`. */
@@ -123,6 +185,27 @@ export function fixOptions(values: SettingValues): FixOptions {
 export async function setupCommand(argv: string[]): Promise<number> {
   const v = flagsOnlyCommand("setup", SETUP_SETTINGS, argv, { usage: USAGE, examples: EXAMPLES });
   if (!v) return 0;
+  if (v["print-sql"] === true || v.apply === true) {
+    const tables = tablesSetting(v);
+    if (!tables || tables.length === 0) throw new ConfigError("setting tables is missing: --print-sql and --apply prepare the tables given with --tables t1,t2");
+    const preparation = { tables, role: v.role as string, publication: v.publication as string, replicaIdentityFull: v["replica-identity-full"] === true };
+    if (v["print-sql"] === true) {
+      process.stdout.write(preparationScript(preparation));
+      return 0;
+    }
+    requireSetting(SETUP_SETTINGS, v, "database-url");
+    await withDatabase(v["database-url"] as string, "tera-cdc setup", async (query) => {
+      const wal = (await query("SELECT current_setting('wal_level') AS level")).rows[0].level as string;
+      for (const step of preparationSql(preparation)) {
+        await query(step.sql);
+        process.stdout.write(`applied: ${step.sql};\n`);
+      }
+      if (wal !== "logical") {
+        process.stdout.write(`wal_level is ${wal}: run ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL\n`);
+      }
+    });
+    return 0;
+  }
   requireSetting(SETUP_SETTINGS, v, "database-url");
   const options = fixOptions(v);
   await withDatabase(v["database-url"] as string, "tera-cdc setup", (query) =>

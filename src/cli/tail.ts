@@ -51,10 +51,14 @@ export function decodeTailEvents(topic: string, payload: Uint8Array, properties:
     } catch {
       object = db.objectValue;
     }
+    let op: TailOp | "unknown" = decoded.message.events.length === 1 && singleOp ? singleOp : (OP_BY_TYPE[db.type] ?? "unknown");
+    // MQTT 3.1.1 carries no op property: a truncate is still told apart, as the client library
+    // does (src/client/change.ts), since a delete always carries its keys.
+    if (props.op === undefined && op === "delete" && isEmptyObject(object)) op = "truncate";
     events.push({
       topic,
       model: db.objectType,
-      op: decoded.message.events.length === 1 && singleOp ? singleOp : (OP_BY_TYPE[db.type] ?? "unknown"),
+      op,
       commitTime,
       ...(props.lsn !== undefined ? { lsn: props.lsn } : {}),
       ...(firstSeq !== undefined ? { seq: firstSeq + index } : {}),
@@ -65,6 +69,10 @@ export function decodeTailEvents(topic: string, payload: Uint8Array, properties:
     });
   });
   return events;
+}
+
+function isEmptyObject(value: unknown): boolean {
+  return value !== null && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length === 0;
 }
 
 /** `device update 2024-05-01T12:00:00.123456Z lsn=0/16B3748 seq=0 {"id_device":1}`. Pure. */

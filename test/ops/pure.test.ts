@@ -35,6 +35,13 @@ describe("tail decoding", () => {
     expect(formatTailLine(decodeTailEvents("t", payload, undefined)[0]!)).toBe('device create 2023-11-14T22:13:20.250Z {"id_device":1}');
     expect(() => decodeTailEvents("t", new Uint8Array([0xff, 0xff]), undefined)).toThrow(/not a TeraEvent/);
   });
+
+  it("tells a truncate from a delete without properties (MQTT 3.1.1): its object is empty, a delete's holds the keys (issue 16)", () => {
+    const truncate = encodeDatabaseTeraEvent(TOPIC, 1, [{ type: 3, objectType: "device", objectValue: "{}" }]);
+    expect(decodeTailEvents("t", truncate, undefined)[0]!.op).toBe("truncate");
+    const remove = encodeDatabaseTeraEvent(TOPIC, 1, [{ type: 3, objectType: "device", objectValue: '{"id_device":2}' }]);
+    expect(decodeTailEvents("t", remove, undefined)[0]!.op).toBe("delete");
+  });
 });
 
 describe("check report", () => {
