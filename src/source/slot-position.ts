@@ -30,7 +30,7 @@ export type PersistOutcome =
  * retried until `timeoutMs`. If another instance took the slot meanwhile, it confirms from now on
  * and nothing is done here.
  */
-export async function persistConfirmedPosition(query: Query, slot: string, timeoutMs = 5_000): Promise<PersistOutcome> {
+export async function persistConfirmedPosition(query: Query, slot: string, timeoutMs = 3_000): Promise<PersistOutcome> {
   const deadline = Date.now() + timeoutMs;
   // The advance decodes the WAL between restart_lsn and the position: bounded, a stop must end.
   await query("SELECT set_config('statement_timeout', $1, false)", [String(Math.max(1, Math.round(timeoutMs)))]);
