@@ -11,6 +11,7 @@ import { Pipeline } from "./pipeline/pipeline.js";
 import type { OversizeRule } from "./pipeline/publisher.js";
 import { PipelineStats } from "./pipeline/stats.js";
 import { MqttSink } from "./sinks/mqtt/sink.js";
+import { RedisSink } from "./sinks/redis/sink.js";
 import { CatalogReader } from "./source/catalog.js";
 import { FatalError, isConnectionError } from "./errors.js";
 import { readCredentials } from "./mqtt/connect.js";
@@ -27,6 +28,8 @@ import { SnapshotFeature } from "./snapshot/index.js";
 export interface ServiceConfig {
   readonly databaseUrl: string;
   readonly mqttUrl: string;
+  /** Publish to Redis (OpenTera's transport) instead of MQTT; RPC is then off (docs/opentera.md). */
+  readonly redisUrl?: string;
   readonly tables?: readonly TableRef[];
   readonly publication: string;
   readonly slot: string;
@@ -85,7 +88,7 @@ export class CdcService {
   readonly stats = new PipelineStats();
   private state: State = "starting";
   private readonly types = new TypeCatalog();
-  private sink: MqttSink | null = null;
+  private sink: MqttSink | RedisSink | null = null;
   private stream: ReplicationStream | null = null;
   private pipeline: Pipeline | null = null;
   /** Plain connection for catalog look-ups of the current stream (types, primary keys). */
@@ -140,7 +143,7 @@ export class CdcService {
         startedAt: this.startedAt,
       }).text);
     }
-    this.logger.info({ database: redactUrl(c.databaseUrl), broker: redactUrl(c.mqttUrl), slot: c.slot, publication: c.publication }, "starting");
+    this.logger.info({ database: redactUrl(c.databaseUrl), broker: redactUrl(c.redisUrl ?? c.mqttUrl), slot: c.slot, publication: c.publication }, "starting");
     let originTimer: NodeJS.Timeout | undefined;
     try {
       await this.followHost();
@@ -170,14 +173,18 @@ export class CdcService {
       this.reportTables(prepared.tables);
 
       const credentials = readCredentials({ username: c.mqttUsername, password: c.mqttPassword, caFile: c.mqttCaFile, certFile: c.mqttCertFile, keyFile: c.mqttKeyFile });
-      this.sink = new MqttSink({
-        url: c.mqttUrl,
-        qos: c.qos,
-        clientId: c.mqttClientId ?? `tera-cdc-${c.slot}-${randomBytes(4).toString("hex")}`,
-        ...credentials,
-        maxInFlight: c.maxInFlight,
-        logger: this.logger,
-      });
+      if (c.redisUrl) {
+        this.sink = new RedisSink({ url: c.redisUrl, maxInFlight: c.maxInFlight, logger: this.logger });
+      } else {
+        this.sink = new MqttSink({
+          url: c.mqttUrl,
+          qos: c.qos,
+          clientId: c.mqttClientId ?? `tera-cdc-${c.slot}-${randomBytes(4).toString("hex")}`,
+          ...credentials,
+          maxInFlight: c.maxInFlight,
+          logger: this.logger,
+        });
+      }
       try {
         await this.sink.connect();
       } catch (error) {
@@ -186,7 +193,7 @@ export class CdcService {
         throw error;
       }
       this.logger.info({ protocol: this.sink.protocol, signed: c.signingKey !== undefined }, "broker connected");
-      if (c.signingKey !== undefined && !this.sink.isMqtt5) {
+      if (this.sink instanceof MqttSink && c.signingKey !== undefined && !this.sink.isMqtt5) {
         throw new ConfigError(`the broker at ${redactUrl(c.mqttUrl)} speaks only MQTT 3.1.1, which has no user properties to carry the signature: use an MQTT 5 broker (Mosquitto) or leave out --signing-key-file`);
       }
       this.slotCreated = prepared.slotCreated;
@@ -199,7 +206,8 @@ export class CdcService {
         maxRunning: c.snapshotMaxRunning ?? 2,
         moduleName: c.moduleName ?? "tera-cdc",
         allowedModels: c.snapshotModels ?? [],
-        rpc: (c.rpc ?? false) && !onStandby,
+        // tera-cdc's RPC travels on MQTT; with Redis there is none (docs/opentera.md says why).
+        rpc: (c.rpc ?? false) && !onStandby && !c.redisUrl,
         rpcPolicy: c.rpcPolicy ?? DEFAULT_RPC_POLICY,
         mqttUrl: c.mqttUrl,
         mqttCredentials: credentials,

@@ -10,7 +10,7 @@ import { parseTableRef } from "../source/setup.js";
 import { helpText } from "./help.js";
 import { resolve } from "node:path";
 
-const USAGE = `Usage: tera-cdc run [--database-url URL] [--mqtt-url URL] [--tables t1,t2] [--preset opentera] [flags]
+const USAGE = `Usage: tera-cdc run [--database-url URL] [--mqtt-url URL | --redis-url URL] [--tables t1,t2] [--preset opentera] [flags]
 
 Without --database-url it starts an embedded PostgreSQL 15 with the sample OpenTera database (data
 in --data-dir, preset opentera); without --mqtt-url, an embedded MQTT broker. It prints their URLs.`;
@@ -18,6 +18,7 @@ const EXAMPLES = [
   "tera-cdc run   (what npm start runs: embedded PostgreSQL and broker, nothing else needed)",
   "tera-cdc run --preset opentera --database-url postgres://tera_cdc@db/opentera --mqtt-url mqtt://broker:1883",
   "tera-cdc run --database-url postgres://cdc@db/opentera --mqtt-url mqtt://broker:1883 --tables t_devices,t_users",
+  "tera-cdc run --preset opentera --database-url postgres://tera_cdc@db/opentera --redis-url redis://redis:6379   (OpenTera's own transport)",
   "TERA_CDC_DATABASE_URL=postgres://cdc@db/app TERA_CDC_MQTT_URL=mqtts://broker:8883 tera-cdc run --mqtt-ca ca.pem",
   "tera-cdc run --config tera-cdc.yaml --health-port 8080",
 ];
@@ -48,7 +49,13 @@ export function runConfig(
   if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": run takes only flags`);
   const v = parsed.values;
   // No URL: `run` starts an embedded PostgreSQL or broker (`npm start` on a fresh machine).
-  const embedded: EmbeddedRequest = { database: v["database-url"] === undefined, broker: v["mqtt-url"] === undefined, dataDir: v["data-dir"], brokerKind: v["embedded-broker"], gateway: v["embedded-gateway"] };
+  if (v["redis-url"] !== undefined && v["mqtt-url"] !== undefined) {
+    throw new ConfigError("settings mqtt-url and redis-url are both set: give one of them (tera-cdc publishes to one broker)");
+  }
+  if (v["redis-url"] !== undefined && v["log-to-mqtt"] === true) {
+    throw new ConfigError("setting log-to-mqtt needs an MQTT broker: drop --log-to-mqtt when publishing to Redis (--redis-url)");
+  }
+  const embedded: EmbeddedRequest = { database: v["database-url"] === undefined, broker: v["mqtt-url"] === undefined && v["redis-url"] === undefined, dataDir: v["data-dir"], brokerKind: v["embedded-broker"], gateway: v["embedded-gateway"] };
   // A client certificate is useless without its key and the other way round.
   for (const [given, needed] of [["mqtt-cert", "mqtt-key"], ["mqtt-key", "mqtt-cert"]] as const) {
     if (v[given] !== undefined && v[needed] === undefined) {
@@ -87,6 +94,7 @@ export function runConfig(
   const config: ServiceConfig = {
     databaseUrl: v["database-url"] ?? "",
     mqttUrl: v["mqtt-url"] ?? "",
+    redisUrl: v["redis-url"],
     tables,
     publication: v.publication,
     slot: v.slot,

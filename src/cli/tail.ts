@@ -1,5 +1,6 @@
+import { createClient } from "redis";
 import { connectBroker, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
-import { ConfigError, mqttCredentials, type SettingSpec } from "../config.js";
+import { ConfigError, mqttCredentials, type SettingSpec, type SettingValues } from "../config.js";
 import { DATABASE_EVENTS_TOPIC_PREFIX, decodeTeraEvent, toMqttTopic, unpackAny } from "../messages/index.js";
 import { createLogger, type Logger, type LogLevel, redactUrl } from "../ops/log.js";
 import { flagsOnlyCommand } from "./help.js";
@@ -86,7 +87,7 @@ export function formatTailLine(event: TailEvent): string {
 }
 
 export const TAIL_SETTINGS: readonly SettingSpec[] = [
-  ...settingsNamed("mqtt-url", "mqtt-username", "mqtt-password", "mqtt-ca", "mqtt-cert", "mqtt-key"),
+  ...settingsNamed("mqtt-url", "redis-url", "mqtt-username", "mqtt-password", "mqtt-ca", "mqtt-cert", "mqtt-key"),
   { name: "model", kind: { type: "string" }, help: "only events of this model (e.g. device)" },
   { name: "op", kind: { type: "enum", values: ["create", "update", "delete", "truncate"] }, help: "only events of this operation" },
   { name: "topic", kind: { type: "string" }, help: `MQTT topic filter to subscribe to [default: ${toMqttTopic(DATABASE_EVENTS_TOPIC_PREFIX)}/# , or the model's topic with --model]` },
@@ -96,26 +97,67 @@ export const TAIL_SETTINGS: readonly SettingSpec[] = [
   LOCAL_DATA_DIR_SETTING,
 ];
 
-const USAGE = `Usage: tera-cdc tail --mqtt-url URL [--model M] [--op create|update|delete|truncate] [--json]
+const USAGE = `Usage: tera-cdc tail --mqtt-url URL | --redis-url URL [--model M] [--op create|update|delete|truncate] [--json]
 
 Subscribes to the DatabaseEvents tera-cdc publishes and prints each one decoded, one line each:
-model, op, commit time, lsn, seq and the object's JSON (MQTT 3.1.1 brokers carry no lsn or seq).
+model, op, commit time, lsn, seq and the object's JSON (MQTT 3.1.1 brokers and Redis carry no lsn
+or seq; on Redis the commit time is the TeraEvent's header time and --topic is a PSUBSCRIBE pattern).
 Only events go to stdout; messages go to stderr. Stop with Ctrl-C (exit code 0).`;
 const EXAMPLES = [
   "tera-cdc tail --mqtt-url mqtt://broker:1883",
   "tera-cdc tail --mqtt-url mqtt://broker:1883 --model device --op update",
   "tera-cdc tail --mqtt-url mqtt://broker:1883 --json | jq .object",
+  "tera-cdc tail --redis-url redis://redis:6379 --model service",
 ];
 
 export async function tailCommand(argv: string[]): Promise<number> {
   const v = flagsOnlyCommand("tail", TAIL_SETTINGS, argv, { usage: USAGE, examples: EXAMPLES });
   if (!v) return 0;
-  requireSetting(TAIL_SETTINGS, v, "mqtt-url");
+  if (v["redis-url"] !== undefined && v["mqtt-url"] !== undefined) throw new ConfigError("settings mqtt-url and redis-url are both set: give one of them");
+  if (v["redis-url"] === undefined) requireSetting(TAIL_SETTINGS, v, "mqtt-url");
   const logger = createLogger(v["log-level"] as LogLevel);
   const model = v.model as string | undefined;
   const op = v.op as TailOp | undefined;
   const json = v.json === true;
   const limit = v.count as number | undefined;
+
+  let printed = 0;
+  let finish: () => void = () => {};
+  const finished = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  const onMessage = (messageTopic: string, payload: Buffer, properties: Record<string, string | string[]> | undefined) => {
+    if (limit !== undefined && printed >= limit) return;
+    let events: TailEvent[];
+    try {
+      events = decodeTailEvents(messageTopic, payload, properties);
+    } catch (error) {
+      logger.warn({ topic: messageTopic, bytes: payload.length }, `message skipped: ${(error as Error).message}`);
+      return;
+    }
+    for (const event of events) {
+      if ((model && event.model !== model) || (op && event.op !== op)) continue;
+      process.stdout.write(`${json ? JSON.stringify(event) : formatTailLine(event)}\n`);
+      if (limit !== undefined && ++printed >= limit) {
+        finish();
+        return;
+      }
+    }
+  };
+  const close = v["redis-url"] !== undefined ? await subscribeRedis(v["redis-url"] as string, v.topic as string | undefined, model, onMessage, logger) : await subscribeMqtt(v, model, onMessage, logger);
+  const onSignal = () => finish();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  await finished;
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+  await close();
+  return 0;
+}
+
+type OnMessage = (topic: string, payload: Buffer, properties: Record<string, string | string[]> | undefined) => void;
+
+async function subscribeMqtt(v: SettingValues, model: string | undefined, onMessage: OnMessage, logger: Logger): Promise<() => Promise<void>> {
   let topic = v.topic as string | undefined;
   if (!topic) {
     try {
@@ -130,38 +172,23 @@ export async function tailCommand(argv: string[]): Promise<number> {
   if (protocolVersion === 4) logger.info("broker does not speak MQTT 5; subscribing with MQTT 3.1.1 (no lsn or seq)");
   client.on("offline", () => logger.warn("broker connection lost; reconnecting"));
   client.on("error", (error) => logger.warn(`broker error: ${error.message}`));
-
-  let printed = 0;
-  let finish: () => void = () => {};
-  const finished = new Promise<void>((resolve) => {
-    finish = resolve;
-  });
-  client.on("message", (messageTopic, payload, packet) => {
-    if (limit !== undefined && printed >= limit) return;
-    let events: TailEvent[];
-    try {
-      events = decodeTailEvents(messageTopic, payload, packet.properties?.userProperties as Record<string, string> | undefined);
-    } catch (error) {
-      logger.warn({ topic: messageTopic, bytes: payload.length }, `message skipped: ${(error as Error).message}`);
-      return;
-    }
-    for (const event of events) {
-      if ((model && event.model !== model) || (op && event.op !== op)) continue;
-      process.stdout.write(`${json ? JSON.stringify(event) : formatTailLine(event)}\n`);
-      if (limit !== undefined && ++printed >= limit) {
-        finish();
-        return;
-      }
-    }
-  });
+  client.on("message", (messageTopic, payload, packet) => onMessage(messageTopic, payload, packet.properties?.userProperties as Record<string, string> | undefined));
   await client.subscribeAsync(topic, { qos: 1 });
   logger.info({ broker: redactUrl(url), topic, mqtt5: protocolVersion === 5 }, "subscribed");
-  const onSignal = () => finish();
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  await finished;
-  process.off("SIGINT", onSignal);
-  process.off("SIGTERM", onSignal);
-  await client.endAsync();
-  return 0;
+  return async () => {
+    await client.endAsync();
+  };
+}
+
+/** PSUBSCRIBE on OpenTera's dotted channels, as its own services do. */
+async function subscribeRedis(url: string, pattern: string | undefined, model: string | undefined, onMessage: OnMessage, logger: Logger): Promise<() => Promise<void>> {
+  const channel = pattern ?? (model ? `${DATABASE_EVENTS_TOPIC_PREFIX}.${model}` : `${DATABASE_EVENTS_TOPIC_PREFIX}.*`);
+  const client = createClient({ url, socket: { connectTimeout: 10_000, reconnectStrategy: (retries: number) => Math.min(500 * 2 ** Math.min(retries, 6), 30_000) } });
+  client.on("error", (error: Error) => logger.warn(`redis error: ${error.message}`));
+  await client.connect();
+  await client.pSubscribe(channel, (payload: Buffer, from: Buffer) => onMessage(from.toString(), payload, undefined), true);
+  logger.info({ redis: redactUrl(url), pattern: channel }, "subscribed");
+  return async () => {
+    client.destroy();
+  };
 }

@@ -34,6 +34,8 @@ export interface ObjectShape {
    * `separator` (OpenTera's `user_name`). Left out when one of them is NULL or not in the WAL.
    */
   readonly joined?: readonly { readonly key: string; readonly columns: readonly string[]; readonly separator: string }[];
+  /** Delete objects keep the primary key, then `deleteKeys`, in that order (OpenTera's), not sorted. */
+  readonly deleteKeysAsListed?: boolean;
   /** `python`: `json.dumps`' default text: `", "` and `": "`, every non-ASCII character as `\uXXXX`. */
   readonly json?: "compact" | "python";
 }
@@ -137,7 +139,12 @@ export function planRelation(
     const wanted = settings.deleteKeys ? settings.deleteKeys.includes(column.name) : isDefaultDeleteKey(column.name);
     if (wanted) deleteKeyNames.add(column.name);
   }
-  const deleteColumns = columns.filter((c) => deleteKeyNames.has(c.name));
+  let deleteColumns = columns.filter((c) => deleteKeyNames.has(c.name));
+  if (shape.deleteKeysAsListed) {
+    const order = [...primaryKey, ...(settings.deleteKeys ?? [])];
+    const rank = (name: string) => order.indexOf(name);
+    deleteColumns = [...deleteColumns].sort((a, b) => rank(a.name) - rank(b.name));
+  }
   // On DELETE the WAL carries the replica identity: all columns under FULL, the key otherwise.
   const deleteKeysUnavailable =
     relation.replicaIdentity === "f"

@@ -240,6 +240,7 @@ export function openTeraPreset(): { tables: string[]; tableSettings: Record<stri
 export function openTeraObjectShape(m: OpenTeraModel): ObjectShape {
   return {
     json: "python",
+    deleteKeysAsListed: true,
     omitWhenNull: m.published.includes("deleted_at") ? ["deleted_at"] : [],
     omitWhenEmpty: m.omittedWhenEmpty ?? [],
     joined: m.rowDerivedKeys ?? [],

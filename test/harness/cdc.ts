@@ -59,10 +59,11 @@ export function runCli(args: string[], env: Record<string, string> = {}): { chil
 }
 
 /** `tera-cdc run` against the given database and broker, with a health port of its own. */
-export async function startCdc(options: { databaseUrl: string; mqttUrl: string; args?: string[]; env?: Record<string, string>; waitStreaming?: boolean }): Promise<CdcProcess> {
+export async function startCdc(options: { databaseUrl: string; mqttUrl: string; args?: string[]; env?: Record<string, string>; waitStreaming?: boolean } | { databaseUrl: string; redisUrl: string; args?: string[]; env?: Record<string, string>; waitStreaming?: boolean }): Promise<CdcProcess> {
   const healthPort = await freePort();
+  const target = "redisUrl" in options ? ["--redis-url", options.redisUrl] : ["--mqtt-url", options.mqttUrl];
   const { child, output } = runCli(
-    ["run", "--database-url", options.databaseUrl, "--mqtt-url", options.mqttUrl, "--health-port", String(healthPort), ...(options.args ?? [])],
+    ["run", "--database-url", options.databaseUrl, ...target, "--health-port", String(healthPort), ...(options.args ?? [])],
     options.env,
   );
   const health = async () => {

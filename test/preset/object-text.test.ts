@@ -68,8 +68,14 @@ describe("the opentera preset's object text is json.dumps of OpenTera's dict", (
     );
   });
 
-  it("user DELETE: OpenTera's minimal object in Python's separators, no user_name", () => {
+  it("user DELETE: OpenTera's minimal object in its key order (primary key first) and Python's separators, no user_name", () => {
     expect(deleteObject(usersPlan, userRow("A", "B", null)).json).toBe(pythonDumps([["id_user", 7], ["user_uuid", "a0000000-0000-0000-0000-000000000007"]]));
+  });
+
+  it("asset DELETE: primary key before asset_uuid, as OpenTera orders it (not alphabetical)", () => {
+    const assets = relationOf("t_assets", [["version_id", 20], ["deleted_at", 1184], ["id_asset", 23], ["asset_uuid", 1043], ["asset_name", 1043]]);
+    const plan = planRelation(assets, ["id_asset"], settings["public.t_assets"]!, types);
+    expect(deleteObject(plan, ["1", null, "5", "u-5", "n"]).json).toBe(pythonDumps([["id_asset", 5], ["asset_uuid", "u-5"]]));
   });
 
   it("service: endpoints left out while NULL or empty, present when set", () => {

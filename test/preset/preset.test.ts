@@ -54,7 +54,7 @@ describe("the opentera preset as data", () => {
       model: "server_settings",
       columns: ["id_server_settings", "server_settings_name", "server_settings_value"],
       deleteKeys: ["id_server_settings"],
-      objectShape: { json: "python", omitWhenNull: [], omitWhenEmpty: [], joined: [] },
+      objectShape: { json: "python", deleteKeysAsListed: true, omitWhenNull: [], omitWhenEmpty: [], joined: [] },
     });
     expect(merged.tableSettings["audit.t_extra"]).toEqual({ model: "extra" });
     expect(merged.tableSettings["public.t_devices"]!.model).toBe("device");

@@ -1,0 +1,210 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startCdc } from "../harness/cdc.js";
+import { waitFor } from "../harness/ports.js";
+import { type PostgresServer, startPostgres } from "../harness/postgres.js";
+import { type RedisEvent, type RedisGate, type RedisServer, type RedisSubscriber, startGate, startRedis, startRedisSubscriber } from "../harness/redis.js";
+import { committedIds, confirmedPosition, createWorkload, sleep, startWriter, type Workload, writeBacklog } from "./support.js";
+
+/**
+ * `run --redis-url` against a real redis-server. tera-cdc reaches Redis through a gate (a TCP
+ * relay the test can shut); the subscriber, an OpenTera-style PSUBSCRIBE client, talks to Redis
+ * directly. Redis pub/sub reaches only connected subscribers, so where Redis itself restarts the
+ * subscriber is let back in before tera-cdc: what is checked is that tera-cdc publishes every
+ * committed change again once Redis answers, in commit order.
+ */
+let db: PostgresServer;
+let redis: RedisServer;
+let gate: RedisGate;
+
+beforeAll(async () => {
+  [db, redis] = await Promise.all([startPostgres(), startRedis()]);
+  gate = await startGate(redis.port);
+}, 120_000);
+
+afterAll(async () => {
+  await gate?.shutdown();
+  await Promise.all([db?.close(), redis?.close()]);
+});
+
+/**
+ * Every committed row arrived (at least once), nothing else did, and per table the first arrival
+ * of each id comes in commit (= id) order. Returns how many arrivals were replays.
+ */
+function checkRedisDelivery(events: readonly RedisEvent[], expected: Map<string, number[]>): number {
+  const seen = new Map<string, Set<number>>();
+  const last = new Map<string, number>();
+  let replays = 0;
+  for (const event of events) {
+    const table = `public.${event.model}`;
+    const id = Number(event.object.id);
+    const ids = seen.get(table) ?? new Set<number>();
+    seen.set(table, ids);
+    if (ids.has(id)) {
+      replays++;
+      continue;
+    }
+    ids.add(id);
+    const previous = last.get(table) ?? -1;
+    if (id < previous) throw new Error(`${table}: id ${id} first arrived after ${previous} (out of commit order)`);
+    last.set(table, id);
+    expect(event.channel).toBe(`module.TeraServer.DatabaseModule.events.${event.model}`);
+    expect(event.headerTopic).toBe(event.channel);
+  }
+  for (const [table, ids] of expected) {
+    const got = seen.get(table) ?? new Set<number>();
+    const missing = ids.filter((id) => !got.has(id));
+    if (missing.length > 0) throw new Error(`${table}: ${missing.length} of ${ids.length} committed rows never arrived (first ${missing.slice(0, 5).join(", ")})`);
+    if (got.size !== ids.length) throw new Error(`${table}: ${got.size} distinct ids for ${ids.length} committed rows`);
+  }
+  for (const table of seen.keys()) if (!expected.has(table)) throw new Error(`events for an unexpected table ${table}`);
+  return replays;
+}
+
+async function waitForAllOnRedis(subscriber: RedisSubscriber, workload: Workload, timeoutMs = 120_000): Promise<Map<string, number[]>> {
+  const expected = await committedIds(db, workload);
+  let total = 0;
+  for (const ids of expected.values()) total += ids.length;
+  await waitFor(`${total} distinct events on Redis`, () => new Set(subscriber.events.map((e) => `${e.model}/${String(e.object.id)}`)).size >= total, timeoutMs, 100);
+  return expected;
+}
+
+async function cdcOn(workload: Workload, slot: string) {
+  return startCdc({ databaseUrl: db.url, redisUrl: gate.url, args: ["--tables", workload.tableList, "--slot", slot, "--publication", `${slot}_pub`] });
+}
+
+describe("run --redis-url: faults", () => {
+  it("Redis down for 10 s and back: stops reading, reconnects, sends again what was unanswered, loses nothing", async () => {
+    const workload = await createWorkload(db, "rdown");
+    const subscriber = await startRedisSubscriber(redis.url);
+    const cdc = await cdcOn(workload, "rdown");
+    const writer = startWriter(db, workload, { rowsPerTransaction: 20, pauseMs: 10 });
+    try {
+      await waitFor("the stream to be under way", () => subscriber.events.length >= 1000, 60_000, 20);
+      await gate.close();
+      await redis.stop();
+      const downAt = Date.now();
+      await writer.stop();
+      await writeBacklog(db, workload, 100, 50, 20_000_000);
+      await waitFor("health to report the lost connection", async () => (await cdc.health()).status === 503, 30_000, 100);
+      const metrics = await (await fetch(`http://127.0.0.1:${cdc.healthPort}/metrics`)).text();
+      expect(metrics).toMatch(/tera_cdc_/);
+      await sleep(Math.max(0, 10_000 - (Date.now() - downAt)));
+      await redis.start();
+      // A subscriber must be connected to receive anything: it goes first, then tera-cdc.
+      await subscriber.subscribed();
+      await gate.open();
+      const expected = await waitForAllOnRedis(subscriber, workload);
+      checkRedisDelivery(subscriber.events, expected);
+      await cdc.waitForStreaming(60_000);
+      expect(cdc.logs()).toMatch(/redis connection restored/);
+      expect(await cdc.stop()).toBe(0);
+    } finally {
+      await writer.stop();
+      if (cdc.child.exitCode === null) await cdc.kill();
+      await subscriber.close();
+    }
+  }, 300_000);
+
+  it("Redis restarted mid-stream: nothing lost, commit order kept", async () => {
+    const workload = await createWorkload(db, "rrestart");
+    const subscriber = await startRedisSubscriber(redis.url);
+    const cdc = await cdcOn(workload, "rrestart");
+    const writer = startWriter(db, workload, { rowsPerTransaction: 20, pauseMs: 10 });
+    try {
+      await waitFor("the stream to be under way", () => subscriber.events.length >= 1000, 60_000, 20);
+      await gate.close();
+      await redis.stop();
+      await redis.start();
+      await subscriber.subscribed();
+      await gate.open();
+      await sleep(2000);
+      await writer.stop();
+      const expected = await waitForAllOnRedis(subscriber, workload);
+      checkRedisDelivery(subscriber.events, expected);
+      expect(await cdc.stop()).toBe(0);
+    } finally {
+      await writer.stop();
+      if (cdc.child.exitCode === null) await cdc.kill();
+      await subscriber.close();
+    }
+  }, 300_000);
+
+  it("a slow Redis (paused clients): publishing waits and catches up, nothing lost", async () => {
+    const workload = await createWorkload(db, "rslow");
+    const subscriber = await startRedisSubscriber(redis.url);
+    const cdc = await cdcOn(workload, "rslow");
+    const writer = startWriter(db, workload, { rowsPerTransaction: 20, pauseMs: 10 });
+    const { createClient } = await import("redis");
+    const admin = createClient({ url: redis.url });
+    admin.on("error", () => {});
+    await admin.connect();
+    try {
+      await waitFor("the stream to be under way", () => subscriber.events.length >= 500, 60_000, 20);
+      // Three pauses of 2 s: Redis answers no write command (PUBLISH included) meanwhile.
+      for (let i = 0; i < 3; i++) {
+        await admin.sendCommand(["CLIENT", "PAUSE", "2000", "WRITE"]);
+        await sleep(2500);
+      }
+      await writer.stop();
+      const expected = await waitForAllOnRedis(subscriber, workload);
+      expect(checkRedisDelivery(subscriber.events, expected)).toBe(0);
+      expect(await cdc.stop()).toBe(0);
+    } finally {
+      await writer.stop();
+      admin.destroy();
+      if (cdc.child.exitCode === null) await cdc.kill();
+      await subscriber.close();
+    }
+  }, 300_000);
+
+  it("SIGKILL of tera-cdc: the next run publishes from the confirmed position, nothing lost", async () => {
+    const workload = await createWorkload(db, "rkill");
+    const subscriber = await startRedisSubscriber(redis.url);
+    const first = await cdcOn(workload, "rkill");
+    const writer = startWriter(db, workload, { rowsPerTransaction: 20, pauseMs: 10 });
+    try {
+      await waitFor("the stream to be under way", () => subscriber.events.length >= 1000, 60_000, 20);
+      await first.kill();
+      await writer.stop();
+      await writeBacklog(db, workload, 50, 20, 30_000_000);
+      const second = await cdcOn(workload, "rkill");
+      try {
+        const expected = await waitForAllOnRedis(subscriber, workload);
+        checkRedisDelivery(subscriber.events, expected);
+        expect(await second.stop()).toBe(0);
+      } finally {
+        if (second.child.exitCode === null) await second.kill();
+      }
+    } finally {
+      await writer.stop();
+      if (first.child.exitCode === null) await first.kill();
+      await subscriber.close();
+    }
+  }, 300_000);
+
+  it("clean stop: everything answered is confirmed, the next run sends nothing twice", async () => {
+    const workload = await createWorkload(db, "rstop");
+    const subscriber = await startRedisSubscriber(redis.url);
+    const first = await cdcOn(workload, "rstop");
+    try {
+      await writeBacklog(db, workload, 100, 20, 1);
+      const expected = await waitForAllOnRedis(subscriber, workload);
+      expect(await first.stop()).toBe(0);
+      const confirmed = await confirmedPosition(db, "rstop");
+      expect(confirmed).toBeGreaterThan(0n);
+      const second = await cdcOn(workload, "rstop");
+      try {
+        await writeBacklog(db, workload, 10, 20, 50_000);
+        const all = await waitForAllOnRedis(subscriber, workload);
+        expect(checkRedisDelivery(subscriber.events, all)).toBe(0);
+        expect(all.get("public.rstop_a")!.length).toBeGreaterThan(expected.get("public.rstop_a")!.length);
+        expect(await second.stop()).toBe(0);
+      } finally {
+        if (second.child.exitCode === null) await second.kill();
+      }
+    } finally {
+      if (first.child.exitCode === null) await first.kill();
+      await subscriber.close();
+    }
+  }, 300_000);
+});
