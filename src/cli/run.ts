@@ -52,6 +52,9 @@ export function runConfig(
   if (v["redis-url"] !== undefined && v["mqtt-url"] !== undefined) {
     throw new ConfigError("settings mqtt-url and redis-url are both set: give one of them (tera-cdc publishes to one broker)");
   }
+  if (v["redis-url"] !== undefined && v["signing-key-file"] !== undefined) {
+    throw new ConfigError("setting signing-key-file needs MQTT 5 user properties to carry the signature, which Redis pub/sub has not: drop it with --redis-url");
+  }
   if (v["redis-url"] !== undefined && v["log-to-mqtt"] === true) {
     throw new ConfigError("setting log-to-mqtt needs an MQTT broker: drop --log-to-mqtt when publishing to Redis (--redis-url)");
   }
