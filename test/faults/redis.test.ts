@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCdc } from "../harness/cdc.js";
-import { waitFor } from "../harness/ports.js";
+import { freePort, waitFor } from "../harness/ports.js";
 import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { type RedisEvent, type RedisGate, type RedisServer, type RedisSubscriber, startGate, startRedis, startRedisSubscriber } from "../harness/redis.js";
 import { committedIds, confirmedPosition, createWorkload, sleep, startWriter, type Workload, writeBacklog } from "./support.js";
@@ -207,4 +207,17 @@ describe("run --redis-url: faults", () => {
       await subscriber.close();
     }
   }, 300_000);
+
+  it("Redis unreachable at start: keeps trying, and SIGTERM meanwhile is a clean stop", async () => {
+    const workload = await createWorkload(db, "rnever");
+    const nothing = await freePort();
+    const cdc = await startCdc({ databaseUrl: db.url, redisUrl: `redis://127.0.0.1:${nothing}`, args: ["--tables", workload.tableList, "--slot", "rnever", "--publication", "rnever_pub"], waitStreaming: false });
+    try {
+      await cdc.waitForLog(/redis error: .*ECONNREFUSED|redis unreachable/, 60_000);
+      expect((await cdc.health()).status).toBe(503);
+      expect(await cdc.stop()).toBe(0);
+    } finally {
+      if (cdc.child.exitCode === null) await cdc.kill();
+    }
+  }, 120_000);
 });
