@@ -20,8 +20,6 @@ const CORE = [
   "test/faults/restart.test.ts",
   "test/faults/database.test.ts",
   "test/faults/kill-restart.test.ts",
-  "test/faults/restart.test.ts",
-  "test/oracle/values.test.ts",
   "test/snapshot/consistency.test.ts",
 ];
 /** Tests that start the versions they are about (13's refusal, failover, standby decoding). */

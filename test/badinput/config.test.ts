@@ -125,7 +125,8 @@ function goodValue(spec: SettingSpec): { value: string; companions: string[] } {
   const companions = spec.name === "mqtt-cert" ? ["--mqtt-key", certs.clientKey] : spec.name === "mqtt-key" ? ["--mqtt-cert", certs.clientCert] : [];
   switch (kind.type) {
     case "string":
-      return { value: "a-value", companions };
+      // A slot name follows PostgreSQL's rule (lower-case letters, digits, _), checked before connecting.
+      return { value: spec.name === "slot" ? "a_value" : "a-value", companions };
     case "url":
       return { value: kind.schemes.includes("postgres") ? DATABASE_URL : `${kind.schemes[0]}://127.0.0.1:1`, companions };
     case "int":
@@ -178,7 +179,9 @@ function expectOneLineNaming(expect: import("vitest").ExpectStatic, outcome: Out
   for (const secret of [PASSWORD, ...hidden]) if (typeof secret === "string" && secret !== "") expect(lines[0]).not.toContain(secret);
 }
 
-const inOtherPlaceThanFlags = (spec: SettingSpec) => (spec.name === "database-url" || spec.name === "mqtt-url" ? [spec.name] : []);
+// --redis-url replaces --mqtt-url (both together are refused), so its cases leave the broker URL out.
+const inOtherPlaceThanFlags = (spec: SettingSpec) =>
+  spec.name === "database-url" || spec.name === "mqtt-url" ? [spec.name] : spec.name === "redis-url" ? ["mqtt-url"] : [];
 
 const flagCases = RUN_SETTINGS.flatMap((spec) => badTexts(spec).map((bad) => ({ spec, bad })));
 // An empty environment variable counts as unset, on purpose: strings have no bad value there.

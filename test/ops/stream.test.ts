@@ -170,9 +170,12 @@ describe("status", () => {
     expect(json.slot.confirmedLsn).toBe(health.body.confirmedLsn);
   });
 
-  it("check warns that the slot is active while run holds it", async () => {
+  it("check tells, as information, that a running tera-cdc holds the slot, and passes", async () => {
     const r = await cli(["check", "--database-url", pg.url, "--tables", "t_devices,t_users", "--publication", "ops", "--slot", "ops"]);
-    expect(r.stdout).toMatch(/^WARN {2}slot ops +pgoutput, active for PID \d+: another tera-cdc would wait as a standby$/m);
+    // A slot held by a running tera-cdc is no warning (issue 16): INFO. (This fixture's tables have
+    // TOAST warnings of their own, so check's exit code is not the slot's to judge here.)
+    expect(r.stdout).toMatch(/^INFO {2}slot ops +pgoutput, held by a running tera-cdc \(walsender PID \d+\); another tera-cdc would wait as a standby$/m);
+    expect(r.stdout).not.toMatch(/^WARN {2}slot /m);
     expect(r.stdout).toMatch(/^PASS {2}max_wal_senders +1 of 10 in use$/m);
   });
 });
