@@ -105,8 +105,12 @@ describe("tera-cdc run", () => {
     const consumer = await startConsumer(broker.url, "module/TeraServer/DatabaseModule/events/session");
     const args = ["--tables", "t_sessions", "--slot", "slot_restart", "--publication", "pub_restart"];
     let cdc = await startCdc({ databaseUrl: pg.url, mqttUrl: broker.url, args });
+    // One connection for the whole writer: a connection per INSERT (pg.query) costs ~45 ms here, so
+    // 3,000 of them alone outlasted the test's time on a busy machine.
+    const writerClient = await pg.connect();
     const writer = (async () => {
-      for (let i = 1; i <= 3000; i++) await pg.query(`INSERT INTO t_sessions VALUES (${i}, ${i})`).catch(() => undefined);
+      for (let i = 1; i <= 3000; i++) await writerClient.query(`INSERT INTO t_sessions VALUES (${i}, ${i})`).catch(() => undefined);
+      await writerClient.end();
     })();
     // Stop it while the writer is still going, then start it again.
     await consumer.waitForCount(200, 60_000);
