@@ -1,30 +1,24 @@
-import { createServer, type Server } from "node:net";
-import { Aedes } from "aedes";
+import { startAedes } from "../harness/broker.js";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type Change, subscribe } from "../../src/client/index.js";
 import { runCli, startCdc } from "../harness/cdc.js";
-import { freePort, waitFor } from "../harness/ports.js";
+import { waitFor } from "../harness/ports.js";
 import { exited } from "../harness/processes.js";
 import { startPostgres, type PostgresServer } from "../harness/postgres.js";
 
 /** The embedded broker of `npm start` is aedes, MQTT 3.1.1 only: the client must still work there. */
 let pg: PostgresServer;
-let server: Server;
-let aedes: Aedes;
+let aedes: Awaited<ReturnType<typeof startAedes>>;
 let url: string;
 
 beforeAll(async () => {
   pg = await startPostgres();
-  aedes = await Aedes.createBroker();
-  server = createServer(aedes.handle);
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-  url = `mqtt://127.0.0.1:${port}`;
+  aedes = await startAedes();
+  url = aedes.url;
 });
 
 afterAll(async () => {
-  await new Promise<void>((resolve) => server?.close(() => resolve()));
-  await new Promise<void>((resolve) => aedes?.close(() => resolve()));
+  await aedes?.close();
   await pg?.close();
 });
 

@@ -1,8 +1,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Aedes } from "aedes";
+import { startAedes } from "../harness/broker.js";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { runCli } from "../harness/cdc.js";
 import { freePort } from "../harness/ports.js";
@@ -14,21 +13,16 @@ import { RULES_YAML, SECRET } from "./support.js";
  * "Unacceptable protocol version" and then hung without an HTTP listener. It must exit 2 at once,
  * naming the need for MQTT 5, within 20 s.
  */
-let server: Server;
-let aedes: Aedes;
+let aedes: Awaited<ReturnType<typeof startAedes>>;
 let url: string;
 
 beforeAll(async () => {
-  aedes = await Aedes.createBroker();
-  server = createServer(aedes.handle);
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-  url = `mqtt://127.0.0.1:${port}`;
+  aedes = await startAedes();
+  url = aedes.url;
 });
 
 afterAll(async () => {
-  await new Promise<void>((resolve) => server?.close(() => resolve()));
-  await new Promise<void>((resolve) => aedes?.close(() => resolve()));
+  await aedes?.close();
 });
 
 it("exits 2 within 20 s on a broker that speaks MQTT 3.1.1 only, naming the need for MQTT 5", async () => {

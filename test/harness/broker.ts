@@ -1,6 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { connect as tcpConnect } from "node:net";
+import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, waitFor } from "./ports.js";
@@ -115,5 +115,21 @@ async function startBrokerContainer(options: BrokerOptions): Promise<Broker> {
     stop: () => container.stopServer(),
     start: () => container.startServer(),
     close: () => container.close(),
+  };
+}
+
+/** An in-process aedes broker (MQTT 3.1.1 only, like the embedded fallback) on a free loopback port. */
+export async function startAedes(): Promise<{ readonly url: string; close(): Promise<void> }> {
+  const { Aedes } = await import("aedes");
+  const aedes = await Aedes.createBroker();
+  const server = createServer(aedes.handle);
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    },
   };
 }

@@ -3,18 +3,16 @@
 // src/), on random messages and on messages a real `run` published to a real Mosquitto.
 import { spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Aedes } from "aedes";
 import fc from "fast-check";
 import mqtt from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sign, signed, verify } from "../../src/messages/signature.js";
 import { readSigningKey } from "../../src/signing-key.js";
-import { type Broker, startBroker } from "../harness/broker.js";
+import { type Broker, startBroker, startAedes } from "../harness/broker.js";
 import { runCli, startCdc } from "../harness/cdc.js";
-import { freePort, waitFor } from "../harness/ports.js";
+import { waitFor } from "../harness/ports.js";
 import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { exited } from "../harness/processes.js";
 
@@ -176,21 +174,16 @@ describe("a real run with --signing-key-file", () => {
 });
 
 describe("an MQTT 3.1.1 broker (no user properties)", () => {
-  let aedes: Aedes;
-  let server: Server;
+  let aedes: Awaited<ReturnType<typeof startAedes>>;
   let url: string;
   let pg: PostgresServer;
   beforeAll(async () => {
     pg = await startPostgres();
-    aedes = await Aedes.createBroker();
-    server = createServer(aedes.handle);
-    const port = await freePort();
-    await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-    url = `mqtt://127.0.0.1:${port}`;
+    aedes = await startAedes();
+    url = aedes.url;
   });
   afterAll(async () => {
-    await new Promise<void>((resolve) => server?.close(() => resolve()));
-    await new Promise<void>((resolve) => aedes?.close(() => resolve()));
+    await aedes?.close();
     await pg?.close();
   });
 
