@@ -1,7 +1,7 @@
 import type { TrackedPosition } from "../checkpoint/tracker.js";
 import type { TupleValues } from "../decode/pgoutput.js";
 import { encodeDatabaseTeraEvent } from "../messages/index.js";
-import type { ChangeOp } from "../model/events.js";
+import { type ChangeOp, OP_OF_DB_EVENT_TYPE } from "../model/events.js";
 import type { RelationPlan } from "../model/plan.js";
 import type { OutgoingMessage } from "./ports.js";
 
@@ -59,7 +59,7 @@ export function changeEnvelope(
     "commit-time": context.commitIso,
     table: plan.qualifiedName,
     seq: String(seq),
-    op: op === "batch" ? events.map((e) => opName(e.type)).join(",") : op,
+    op: op === "batch" ? events.map((e) => OP_OF_DB_EVENT_TYPE[e.type] ?? "delete").join(",") : op,
   };
   if (events.length > 1) properties.count = String(events.length);
   if (context.properties) Object.assign(properties, context.properties);
@@ -73,8 +73,4 @@ export function markerEnvelope(context: StreamContext, plan: RelationPlan, seq: 
   const properties = { lsn: context.lsnText, table: plan.qualifiedName, seq: String(seq), ...context.properties, ...marker };
   const payload = encodeDatabaseTeraEvent(plan.dottedTopic, context.commitSeconds, []);
   return { context, plan, seq, events: [], row: null, message: { topic: plan.mqttTopic, payload, properties } };
-}
-
-function opName(type: number): string {
-  return type === 1 ? "create" : type === 2 ? "update" : "delete";
 }
