@@ -116,8 +116,8 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const logger = createLogger(settings.logLevel);
-  const web = await buildWebAssets();
-  const gateway = new Gateway({ ...settings.options, web, logger });
+  // Bundled while the broker connection is made, not before it (see GatewayOptions.web).
+  const gateway = new Gateway({ ...settings.options, web: buildWebAssets(), logger });
   logger.info({ mqttUrl: redactUrl(settings.options.mqttUrl) }, "connecting to the broker");
   try {
     await gateway.start();

@@ -56,7 +56,7 @@ export async function startEmbeddedGateway(options: {
     maxSessions: 10_000,
     maxRows: 100_000,
     snapshotOnStart: { moduleName: options.moduleName },
-    web: await buildWebAssets(),
+    web: buildWebAssets(),
     logger: options.logger,
   });
   await gateway.start();

@@ -49,7 +49,12 @@ export interface GatewayOptions {
   /** How long a disconnected client's session (its key memory) is kept for resume. */
   readonly sessionTtlMs: number;
   readonly maxSessions: number;
-  readonly web?: WebAssets;
+  /**
+   * The live page. A promise so that callers start bundling it and the broker connection at once:
+   * the connect (and its timeout, and the exit on a 3.1.1 broker) never waits on the bundler, which
+   * on a loaded machine took longer than the connect itself (issue 16). Awaited before listening.
+   */
+  readonly web?: WebAssets | Promise<WebAssets>;
   readonly logger: Logger;
   /** When given, only broker messages whose `sig` verifies are taken (src/messages/signature.ts). */
   readonly signingKey?: Uint8Array;
@@ -146,6 +151,7 @@ export class Gateway {
   /** Newest event taken from the broker (kept apart from the ring, which a gap empties). */
   private lastPosition: { lsn: bigint; seq: number } | null = null;
   private listeningPort = 0;
+  private web: WebAssets | undefined;
   readonly stats: GatewayStats = {
     mqttConnected: false,
     clients: 0,
@@ -179,7 +185,11 @@ export class Gateway {
 
   async start(): Promise<void> {
     const o = this.options;
+    // A bundling failure must not surface as an unhandled rejection while the connect is awaited.
+    const web = Promise.resolve(o.web);
+    web.catch(() => {});
     await this.connectBroker();
+    this.web = await web;
     this.wss = new WebSocketServer({
       noServer: true,
       // Browsers send the token as a second subprotocol; only ours is ever echoed back.
@@ -626,7 +636,7 @@ export class Gateway {
       void this.answerAuth(req, res);
       return;
     }
-    const asset = this.options.web?.get(path === "/" ? "/index.html" : path);
+    const asset = this.web?.get(path === "/" ? "/index.html" : path);
     if (req.method === "GET" && asset) {
       res.writeHead(200, { "content-type": asset.contentType, "cache-control": "no-cache" });
       res.end(asset.body);

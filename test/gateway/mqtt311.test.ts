@@ -6,6 +6,12 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { runCli } from "../harness/cdc.js";
 import { freePort } from "../harness/ports.js";
 import { exited } from "../harness/processes.js";
+import YAML from "yaml";
+import { ConfigError } from "../../src/errors.js";
+import { createVerifier } from "../../src/gateway/auth.js";
+import { parseRules } from "../../src/gateway/rules.js";
+import { Gateway } from "../../src/gateway/server.js";
+import { createLogger } from "../../src/ops/log.js";
 import { RULES_YAML, SECRET } from "./support.js";
 
 /**
@@ -38,4 +44,29 @@ it("exits 2 within 20 s on a broker that speaks MQTT 3.1.1 only, naming the need
   expect(code).toBe(2);
   const lastLine = gateway.output().stderr.trim().split("\n").at(-1)!;
   expect(lastLine).toMatch(/^tera-cdc gateway: setting mqtt-url: the broker speaks MQTT 3\.1\.1 only, and the gateway needs MQTT 5/);
+}, 30_000);
+
+it("connects to the broker before the live page is bundled: a 3.1.1 broker is refused even while the bundle never finishes", async () => {
+  const gateway = new Gateway({
+    mqttUrl: url,
+    host: "127.0.0.1",
+    port: 0,
+    verifier: createVerifier({ secret: SECRET }),
+    rules: parseRules(YAML.parse(RULES_YAML)),
+    models: ["device"],
+    ringEvents: 100,
+    ringBytes: 1 << 20,
+    maxClientBufferBytes: 1 << 20,
+    pingIntervalMs: 10_000,
+    maxKeysPerClient: 100,
+    sessionTtlMs: 1000,
+    maxSessions: 10,
+    logger: createLogger("silent"),
+    // A bundler that never finishes: before issue 16's fix the connect waited on it.
+    web: new Promise(() => {}),
+  });
+  const started = Date.now();
+  await expect(gateway.start()).rejects.toBeInstanceOf(ConfigError);
+  expect(Date.now() - started).toBeLessThan(20_000);
+  await gateway.stop();
 }, 30_000);
