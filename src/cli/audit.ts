@@ -1,10 +1,11 @@
 import { type AppendOutcome, AuditTrail, isRowProblem } from "../audit/trail.js";
 import { brokerProtocol, type Change, subscribeBatches, type Subscription } from "../client/index.js";
-import { ConfigError, mqttCredentials, parseSettings, RUN_SETTINGS, type SettingSpec, signingKeyOf } from "../config.js";
+import { ConfigError, mqttCredentials, parseSettings, type SettingSpec, signingKeyOf } from "../config.js";
 import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
 import { createLogger, type LogLevel, redactUrl } from "../ops/log.js";
 import { parseTableRef, type TableRef } from "../source/setup.js";
-import { helpText } from "./help.js";
+import { helpText, required } from "./help.js";
+import { runSetting } from "./run-settings.js";
 
 const USAGE = "Usage: tera-cdc audit --mqtt-url URL --database-url URL [--models m1,m2] [--table audit.events] [flags]";
 const EXAMPLES = [
@@ -12,11 +13,9 @@ const EXAMPLES = [
   "tera-cdc audit --mqtt-url mqtt://broker:1883 --database-url postgres://audit@db/audit --models device,user --table audit.devices_and_users",
 ];
 
-const shared = (name: string): SettingSpec => RUN_SETTINGS.find((s) => s.name === name)!;
-
 /** Settings of `tera-cdc audit`; the broker ones are run's. */
-export const AUDIT_SETTINGS: readonly SettingSpec[] = [
-  shared("mqtt-url"),
+export const AUDIT_SETTINGS = [
+  runSetting("mqtt-url"),
   { name: "database-url", env: "TERA_CDC_AUDIT_DATABASE_URL", kind: { type: "url", schemes: ["postgres", "postgresql"] }, help: "PostgreSQL database that holds the audit table" },
   { name: "models", env: "TERA_CDC_AUDIT_MODELS", kind: { type: "list" }, help: "comma list of OpenTera models to record (default: every model)" },
   { name: "table", env: "TERA_CDC_AUDIT_TABLE", kind: { type: "string" }, default: "audit.events", help: "audit table, schema.table, created if missing" },
@@ -25,15 +24,15 @@ export const AUDIT_SETTINGS: readonly SettingSpec[] = [
   { name: "session-expiry", env: "TERA_CDC_AUDIT_SESSION_EXPIRY", kind: { type: "int", min: 60, max: 4294967295 }, default: 604800, help: "seconds the broker keeps queuing changes for a stopped sink" },
   { name: "batch-size", env: "TERA_CDC_AUDIT_BATCH_SIZE", kind: { type: "int", min: 1, max: 10000 }, default: 500, help: "most changes per INSERT (acknowledged to the broker after its COMMIT)" },
   { name: "dead-letter-topic", env: "TERA_CDC_AUDIT_DEAD_LETTER_TOPIC", kind: { type: "string" }, default: "tera-cdc/audit/dead-letter", help: "MQTT topic of changes the table cannot store (a value PostgreSQL refuses), as JSON with the reason; the sink goes on" },
-  shared("signing-key-file"),
-  shared("mqtt-username"),
-  shared("mqtt-password"),
-  shared("mqtt-ca"),
-  shared("mqtt-cert"),
+  runSetting("signing-key-file"),
+  runSetting("mqtt-username"),
+  runSetting("mqtt-password"),
+  runSetting("mqtt-ca"),
+  runSetting("mqtt-cert"),
   LOCAL_DATA_DIR_SETTING,
-  shared("mqtt-key"),
-  shared("log-level"),
-];
+  runSetting("mqtt-key"),
+  runSetting("log-level"),
+] as const satisfies readonly SettingSpec[];
 
 export interface AuditConfig {
   readonly mqttUrl: string;
@@ -55,37 +54,33 @@ export function auditConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   if (parsed.help) return "help";
   if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": audit takes only flags`);
   const v = withLocalServices(AUDIT_SETTINGS, parsed.values);
-  for (const required of ["mqtt-url", "database-url"]) {
-    if (v[required] === undefined) {
-      const spec = AUDIT_SETTINGS.find((s) => s.name === required)!;
-      throw new ConfigError(`setting ${required} is missing: give --${required} or ${spec.env}`);
-    }
-  }
+  const mqttUrl = required(AUDIT_SETTINGS, v, "mqtt-url");
+  const databaseUrl = required(AUDIT_SETTINGS, v, "database-url");
   let table: TableRef;
   try {
-    table = parseTableRef(v.table as string);
+    table = parseTableRef(v.table);
   } catch (error) {
     throw new ConfigError(`setting table: ${(error as Error).message}`);
   }
-  const models = v.models as string[] | undefined;
+  const models = v.models;
   for (const model of models ?? []) {
     if (/[./+#]/.test(model)) throw new ConfigError(`setting models: "${model}" is not a model name (no ".", "/", "+" or "#"): give OpenTera model names like device,user`);
   }
-  const group = v.group as string | undefined;
+  const group = v.group;
   if (group !== undefined && /[/+#]/.test(group)) throw new ConfigError(`setting group: "${group}" may not contain "/", "+" or "#"`);
   return {
-    mqttUrl: v["mqtt-url"] as string,
-    databaseUrl: v["database-url"] as string,
+    mqttUrl,
+    databaseUrl,
     models,
     table,
-    clientId: (v["client-id"] as string | undefined) ?? `tera-cdc-audit-${table.schema}.${table.table}`,
+    clientId: v["client-id"] ?? `tera-cdc-audit-${table.schema}.${table.table}`,
     group,
-    sessionExpirySeconds: v["session-expiry"] as number,
-    batchSize: v["batch-size"] as number,
-    deadLetterTopic: v["dead-letter-topic"] as string,
+    sessionExpirySeconds: v["session-expiry"],
+    batchSize: v["batch-size"],
+    deadLetterTopic: v["dead-letter-topic"],
     signingKey: signingKeyOf(v),
     mqtt: mqttCredentials(v),
-    logLevel: v["log-level"] as LogLevel,
+    logLevel: v["log-level"],
   };
 }
 

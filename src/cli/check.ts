@@ -10,10 +10,11 @@ import {
   type TableRef,
 } from "../source/setup.js";
 import { snapshotStatePrivileges } from "../snapshot/store.js";
-import { flagsOnlyCommand } from "./help.js";
+import { flagsOnlyCommand, required } from "./help.js";
+import { settingsNamed } from "./run-settings.js";
 import { type Query, withDatabase } from "../source/database.js";
 import { LOCAL_DATA_DIR_SETTING } from "../embedded/local.js";
-import { applyFixes, fixOptions, requireSetting, settingsNamed, tablesSetting } from "./setup.js";
+import { applyFixes, fixOptions, tablesSetting } from "./setup.js";
 
 /** INFO: a state worth knowing that needs no fix (the slot held by a running tera-cdc). */
 export type Verdict = "PASS" | "INFO" | "WARN" | "FAIL";
@@ -270,14 +271,14 @@ export function formatChecks(results: readonly CheckResult[]): string {
   return `${lines.join("\n")}\n`;
 }
 
-export const CHECK_SETTINGS: readonly SettingSpec[] = [
+export const CHECK_SETTINGS = [
   ...settingsNamed("database-url", "tables", "publication", "slot"),
   { name: "json", kind: { type: "bool" }, default: false, help: "print the results as one JSON array" },
   { name: "allow-warnings", kind: { type: "bool" }, default: false, help: "exit 0 when nothing failed, even with warnings" },
   { name: "apply", kind: { type: "bool" }, default: false, help: "first apply the safe fixes, as tera-cdc setup does, printing each statement" },
   { name: "replica-identity-full", kind: { type: "bool" }, default: false, help: "with --apply: also set REPLICA IDENTITY FULL on the tables" },
   LOCAL_DATA_DIR_SETTING,
-];
+] as const satisfies readonly SettingSpec[];
 
 const USAGE = `Usage: tera-cdc check --database-url URL [--tables t1,t2] [--publication P] [--slot S] [--apply]
 
@@ -294,15 +295,15 @@ const EXAMPLES = [
 export async function checkCommand(argv: string[]): Promise<number> {
   const v = flagsOnlyCommand("check", CHECK_SETTINGS, argv, { usage: USAGE, examples: EXAMPLES });
   if (!v) return 0;
-  requireSetting(CHECK_SETTINGS, v, "database-url");
-  const options = { publication: v.publication as string, slot: v.slot as string, tables: tablesSetting(v) };
-  const results = await withDatabase(v["database-url"] as string, "tera-cdc check", async (query) => {
-    if (v.apply === true) {
+  const databaseUrl = required(CHECK_SETTINGS, v, "database-url");
+  const options = { publication: v.publication, slot: v.slot, tables: tablesSetting(v) };
+  const results = await withDatabase(databaseUrl, "tera-cdc check", async (query) => {
+    if (v.apply) {
       await applyFixes(query, { ...fixOptions(v), createSlot: false }, false, (line) => process.stdout.write(`${line}\n`));
     }
     return runChecks(query, options);
   });
-  process.stdout.write(v.json === true ? `${JSON.stringify(results, null, 2)}\n` : formatChecks(results));
-  const failed = results.some((r) => r.verdict === "FAIL" || (v["allow-warnings"] !== true && r.verdict === "WARN"));
+  process.stdout.write(v.json ? `${JSON.stringify(results, null, 2)}\n` : formatChecks(results));
+  const failed = results.some((r) => r.verdict === "FAIL" || (!v["allow-warnings"] && r.verdict === "WARN"));
   return failed ? 1 : 0;
 }

@@ -1,12 +1,13 @@
 import { readFileSync } from "node:fs";
-import { ConfigError, parseSettings, RUN_SETTINGS, type SettingSpec, signingKeyOf } from "../config.js";
+import { ConfigError, parseSettings, type SettingSpec, signingKeyOf } from "../config.js";
 import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
 import { createVerifier } from "../gateway/auth.js";
 import { type AccessRules, readRulesFile, RulesError } from "../gateway/rules.js";
 import { Gateway, type GatewayOptions } from "../gateway/server.js";
 import { buildWebAssets } from "../gateway/web.js";
 import { createLogger, type LogLevel, redactUrl } from "../ops/log.js";
-import { helpText } from "./help.js";
+import { helpText, required } from "./help.js";
+import { runSetting } from "./run-settings.js";
 
 const USAGE = "Usage: tera-cdc gateway --mqtt-url URL --rules FILE (--auth-secret S | --auth-public-key FILE) [flags]";
 const EXAMPLES = [
@@ -15,7 +16,7 @@ const EXAMPLES = [
 ];
 
 /** Settings of `tera-cdc gateway`. */
-export const GATEWAY_SETTINGS: readonly SettingSpec[] = [
+export const GATEWAY_SETTINGS = [
   { name: "mqtt-url", env: "TERA_CDC_MQTT_URL", kind: { type: "url", schemes: ["mqtt", "mqtts", "ws", "wss", "tcp", "ssl"] }, help: "MQTT broker URL (MQTT 5: the events' lsn/seq are user properties)" },
   { name: "mqtt-username", env: "TERA_CDC_MQTT_USERNAME", kind: { type: "string" }, help: "broker user name" },
   { name: "mqtt-password", env: "TERA_CDC_MQTT_PASSWORD", kind: { type: "string" }, help: "broker password", secret: true },
@@ -27,7 +28,7 @@ export const GATEWAY_SETTINGS: readonly SettingSpec[] = [
   { name: "auth-issuer", env: "TERA_CDC_GATEWAY_AUTH_ISSUER", kind: { type: "string" }, help: "required iss claim" },
   { name: "auth-audience", env: "TERA_CDC_GATEWAY_AUTH_AUDIENCE", kind: { type: "string" }, help: "required aud claim" },
   { name: "allow-tokens-without-exp", env: "TERA_CDC_GATEWAY_ALLOW_TOKENS_WITHOUT_EXP", kind: { type: "bool" }, default: false, help: "accept JWTs without an exp claim (they never expire); refused by default" },
-  RUN_SETTINGS.find((s) => s.name === "signing-key-file")!,
+  runSetting("signing-key-file"),
   { name: "rules", env: "TERA_CDC_GATEWAY_RULES", kind: { type: "file" }, help: "YAML or JSON file of per-model access rules (docs/gateway.md)" },
   { name: "models", env: "TERA_CDC_GATEWAY_MODELS", kind: { type: "list" }, help: "models to serve (default: every model in the rules file)" },
   { name: "ring-events", env: "TERA_CDC_GATEWAY_RING_EVENTS", kind: { type: "int", min: 1, max: 10_000_000 }, default: 100_000, help: "recent events kept for resuming clients, at most" },
@@ -42,7 +43,7 @@ export const GATEWAY_SETTINGS: readonly SettingSpec[] = [
   { name: "snapshot-on-start", env: "TERA_CDC_GATEWAY_SNAPSHOT_ON_START", kind: { type: "bool" }, default: false, help: "ask tera-cdc (RPC) for a snapshot of each model at start, so pages get every current row, not only those changed since" },
   { name: "module-name", env: "TERA_CDC_MODULE_NAME", kind: { type: "string" }, default: "tera-cdc", help: "module name of the tera-cdc asked for snapshots (its RPC topic is module/<name>/rpc)" },
   LOCAL_DATA_DIR_SETTING,
-];
+] as const satisfies readonly SettingSpec[];
 
 function loadRules(path: string): AccessRules {
   try {
@@ -59,53 +60,51 @@ export function gatewayConfig(argv: string[], env: NodeJS.ProcessEnv = process.e
   if (parsed.help) return "help";
   if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": gateway takes only flags`);
   const v = withLocalServices(GATEWAY_SETTINGS, parsed.values);
-  for (const required of ["mqtt-url", "rules"]) {
-    if (v[required] === undefined) {
-      const spec = GATEWAY_SETTINGS.find((s) => s.name === required)!;
-      throw new ConfigError(`setting ${required} is missing: give --${required} or ${spec.env}`);
-    }
-  }
-  if ((v["auth-secret"] === undefined) === (v["auth-public-key"] === undefined)) {
+  const mqttUrl = required(GATEWAY_SETTINGS, v, "mqtt-url");
+  const rulesFile = required(GATEWAY_SETTINGS, v, "rules");
+  const secret = v["auth-secret"];
+  const publicKeyFile = v["auth-public-key"];
+  if ((secret === undefined) === (publicKeyFile === undefined)) {
     throw new ConfigError("setting auth: give exactly one of --auth-secret (HS256) or --auth-public-key FILE (RS256/ES256)");
   }
   let verifier;
   try {
     verifier = createVerifier({
-      ...(v["auth-secret"] !== undefined ? { secret: v["auth-secret"] as string } : { publicKeyPem: readFileSync(v["auth-public-key"] as string, "utf8") }),
-      ...(v["auth-issuer"] ? { issuer: v["auth-issuer"] as string } : {}),
-      ...(v["auth-audience"] ? { audience: v["auth-audience"] as string } : {}),
-      allowNoExp: v["allow-tokens-without-exp"] === true,
+      ...(secret !== undefined ? { secret } : { publicKeyPem: readFileSync(publicKeyFile!, "utf8") }),
+      ...(v["auth-issuer"] ? { issuer: v["auth-issuer"] } : {}),
+      ...(v["auth-audience"] ? { audience: v["auth-audience"] } : {}),
+      allowNoExp: v["allow-tokens-without-exp"],
     });
   } catch (error) {
     throw new ConfigError(`setting auth: ${(error as Error).message}`);
   }
-  const rules = loadRules(v.rules as string);
-  const models = (v.models as string[] | undefined) ?? [...rules.models.keys()];
+  const rules = loadRules(rulesFile);
+  const models = v.models ?? [...rules.models.keys()];
   const withoutRules = models.filter((m) => !rules.models.has(m));
-  if (withoutRules.length > 0) throw new ConfigError(`setting models: ${withoutRules.join(", ")} has no rules in ${v.rules as string}: add it under models: or leave it out`);
+  if (withoutRules.length > 0) throw new ConfigError(`setting models: ${withoutRules.join(", ")} has no rules in ${rulesFile}: add it under models: or leave it out`);
   return {
     options: {
-      mqttUrl: v["mqtt-url"] as string,
-      ...(v["mqtt-username"] ? { mqttUsername: v["mqtt-username"] as string } : {}),
-      ...(v["mqtt-password"] ? { mqttPassword: v["mqtt-password"] as string } : {}),
-      ...(v["mqtt-ca"] ? { mqttCa: readFileSync(v["mqtt-ca"] as string) } : {}),
-      host: v.host as string,
-      port: v.port as number,
+      mqttUrl,
+      ...(v["mqtt-username"] ? { mqttUsername: v["mqtt-username"] } : {}),
+      ...(v["mqtt-password"] ? { mqttPassword: v["mqtt-password"] } : {}),
+      ...(v["mqtt-ca"] ? { mqttCa: readFileSync(v["mqtt-ca"]) } : {}),
+      host: v.host,
+      port: v.port,
       verifier,
       rules,
       models,
-      ringEvents: v["ring-events"] as number,
-      ringBytes: v["ring-bytes"] as number,
-      maxClientBufferBytes: v["max-client-buffer"] as number,
-      pingIntervalMs: v["ping-interval-ms"] as number,
-      maxKeysPerClient: v["max-keys-per-client"] as number,
-      sessionTtlMs: v["session-ttl-ms"] as number,
-      maxSessions: v["max-sessions"] as number,
+      ringEvents: v["ring-events"],
+      ringBytes: v["ring-bytes"],
+      maxClientBufferBytes: v["max-client-buffer"],
+      pingIntervalMs: v["ping-interval-ms"],
+      maxKeysPerClient: v["max-keys-per-client"],
+      sessionTtlMs: v["session-ttl-ms"],
+      maxSessions: v["max-sessions"],
       signingKey: signingKeyOf(v),
-      maxRows: v["max-rows"] as number,
-      ...(v["snapshot-on-start"] === true ? { snapshotOnStart: { moduleName: v["module-name"] as string } } : {}),
+      maxRows: v["max-rows"],
+      ...(v["snapshot-on-start"] ? { snapshotOnStart: { moduleName: v["module-name"] } } : {}),
     },
-    logLevel: v["log-level"] as LogLevel,
+    logLevel: v["log-level"],
   };
 }
 

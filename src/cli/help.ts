@@ -1,4 +1,4 @@
-import { ConfigError, parseSettings, type SettingSpec, type SettingValues } from "../config.js";
+import { ConfigError, parseSettings, type SettingSpec, type TypedSettings } from "../config.js";
 import { withLocalServices } from "../embedded/local.js";
 
 /** `--help` text of a command from its settings: flag, environment variable, default, meaning. */
@@ -14,15 +14,15 @@ export function helpText(usage: string, specs: readonly SettingSpec[], examples:
 
 /**
  * A flags-only command's settings: prints its `--help` and returns null for `--help`, refuses
- * positional arguments (a ConfigError, exit 2), otherwise the validated values.
+ * positional arguments (a ConfigError, exit 2), otherwise the validated values, typed by the
+ * command's settings table, with the embedded default's services filled in (withLocalServices).
  */
-/** Parsed flags of a command without positional arguments, with the embedded default's services filled in (withLocalServices). */
-export function flagsOnlyCommand(
+export function flagsOnlyCommand<const S extends readonly SettingSpec[]>(
   command: string,
-  specs: readonly SettingSpec[],
+  specs: S,
   argv: string[],
   help: { usage: string; examples: readonly string[] },
-): SettingValues | null {
+): TypedSettings<S> | null {
   const parsed = parseSettings(specs, argv);
   if (parsed.help) {
     process.stdout.write(helpText(help.usage, specs, help.examples));
@@ -30,4 +30,14 @@ export function flagsOnlyCommand(
   }
   if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": ${command} takes only flags`);
   return withLocalServices(specs, parsed.values);
+}
+
+/** A setting without a default that this use of the command needs: its value, or a ConfigError naming the flag and its variable. */
+export function required<V, const K extends keyof V & string>(specs: readonly SettingSpec[], values: V, name: K): NonNullable<V[K]> {
+  const value = values[name];
+  if (value === undefined || value === null) {
+    const env = specs.find((s) => s.name === name)?.env;
+    throw new ConfigError(`setting ${name} is missing: give --${name}${env ? ` or ${env}` : ""}`);
+  }
+  return value;
 }

@@ -1,4 +1,4 @@
-import { ConfigError, parseSettings, RUN_SETTING_SPECS, RUN_SETTINGS, signingKeyOf } from "../config.js";
+import { ConfigError, parseSettings, signingKeyOf } from "../config.js";
 import type { OversizeRule } from "../pipeline/publisher.js";
 import { createLogger, type LogLevel } from "../ops/log.js";
 import { MqttLogForwarder } from "../ops/log-mqtt.js";
@@ -8,6 +8,7 @@ import { mergePreset, type PresetName, presetTables } from "../preset/index.js";
 import { CdcService, type ServiceConfig } from "../service.js";
 import { parseTableRef } from "../source/setup.js";
 import { helpText } from "./help.js";
+import { RUN_SETTINGS } from "./run-settings.js";
 import { resolve } from "node:path";
 
 const USAGE = `Usage: tera-cdc run [--database-url URL] [--mqtt-url URL | --redis-url URL] [--tables t1,t2] [--preset opentera] [flags]
@@ -44,7 +45,7 @@ export function runConfig(
   argv: string[],
   env: NodeJS.ProcessEnv = process.env,
 ): { config: ServiceConfig; logLevel: LogLevel; logToMqtt?: boolean; embedded: EmbeddedRequest; preset?: PresetName } | "help" {
-  const parsed = parseSettings(RUN_SETTING_SPECS, argv, env);
+  const parsed = parseSettings(RUN_SETTINGS, argv, env);
   if (parsed.help) return "help";
   if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": run takes only flags`);
   const v = parsed.values;

@@ -1,29 +1,15 @@
 import { type Query, withDatabase } from "../source/database.js";
-import { ConfigError, RUN_SETTINGS, type SettingSpec, type SettingValues } from "../config.js";
+import { ConfigError, type SettingSpec } from "../config.js";
 import { quoteIdent, quoteLiteral } from "../source/replication.js";
 import { parseTableRef, publicationTables, qualified, type TableRef } from "../source/setup.js";
-import { flagsOnlyCommand } from "./help.js";
+import { flagsOnlyCommand, required } from "./help.js";
+import { settingsNamed } from "./run-settings.js";
 import { LOCAL_DATA_DIR_SETTING } from "../embedded/local.js";
 
-/** The specs of shared settings by name (one definition of each flag for every command). */
-export function settingsNamed(...names: string[]): SettingSpec[] {
-  return names.map((name) => {
-    const spec = RUN_SETTINGS.find((s) => s.name === name);
-    if (!spec) throw new Error(`no setting named ${name}`);
-    return spec;
-  });
-}
-
-export function requireSetting(specs: readonly SettingSpec[], values: SettingValues, name: string): void {
-  if (values[name] === undefined) {
-    const spec = specs.find((s) => s.name === name)!;
-    throw new ConfigError(`setting ${name} is missing: give --${name}${spec.env ? ` or ${spec.env}` : ""}`);
-  }
-}
-
-export function tablesSetting(values: SettingValues): TableRef[] | undefined {
+/** The `tables` setting as table references (a ConfigError naming the bad one). */
+export function tablesSetting(values: { readonly tables?: readonly string[] | undefined }): TableRef[] | undefined {
   try {
-    return (values.tables as string[] | undefined)?.map(parseTableRef);
+    return values.tables?.map(parseTableRef);
   } catch (error) {
     throw new ConfigError(`setting tables: ${(error as Error).message}`);
   }
@@ -136,7 +122,7 @@ export function preparationScript(options: Parameters<typeof preparationSql>[0])
   return `${lines.join("\n")}\n`;
 }
 
-export const SETUP_SETTINGS: readonly SettingSpec[] = [
+export const SETUP_SETTINGS = [
   ...settingsNamed("database-url", "tables", "publication", "slot"),
   { name: "replica-identity-full", kind: { type: "bool" }, default: false, help: "also set REPLICA IDENTITY FULL on the tables (deletes carry every column; unchanged large values are published)" },
   { name: "create-slot", kind: { type: "bool" }, default: false, help: "also create the replication slot now (it retains WAL from then on; run creates it otherwise)" },
@@ -145,7 +131,7 @@ export const SETUP_SETTINGS: readonly SettingSpec[] = [
   { name: "apply", kind: { type: "bool" }, default: false, help: "run that preparation on --database-url (as a superuser), printing each statement" },
   { name: "role", env: "TERA_CDC_SETUP_ROLE", kind: { type: "string" }, default: "tera_cdc", help: "with --print-sql or --apply: the role tera-cdc will connect as" },
   LOCAL_DATA_DIR_SETTING,
-];
+] as const satisfies readonly SettingSpec[];
 
 const USAGE = `Usage: tera-cdc setup --database-url URL [--tables t1,t2] [--replica-identity-full] [--create-slot] [--dry-run]
        tera-cdc setup --tables t1,t2 --print-sql [--role tera_cdc]        (the whole preparation, as SQL)
@@ -172,12 +158,21 @@ export async function applyFixes(query: Query, options: FixOptions, dryRun: bool
   return statements.length;
 }
 
-export function fixOptions(values: SettingValues): FixOptions {
+/** The settings fixOptions reads (setup's and check's). */
+export interface FixSettings {
+  readonly publication: string;
+  readonly slot: string;
+  readonly tables?: readonly string[] | undefined;
+  readonly "replica-identity-full": boolean;
+  readonly "create-slot"?: boolean;
+}
+
+export function fixOptions(values: FixSettings): FixOptions {
   return {
-    publication: values.publication as string,
-    slot: values.slot as string,
+    publication: values.publication,
+    slot: values.slot,
     tables: tablesSetting(values),
-    replicaIdentityFull: values["replica-identity-full"] === true,
+    replicaIdentityFull: values["replica-identity-full"],
     createSlot: values["create-slot"] === true,
   };
 }
@@ -185,17 +180,16 @@ export function fixOptions(values: SettingValues): FixOptions {
 export async function setupCommand(argv: string[]): Promise<number> {
   const v = flagsOnlyCommand("setup", SETUP_SETTINGS, argv, { usage: USAGE, examples: EXAMPLES });
   if (!v) return 0;
-  if (v["print-sql"] === true || v.apply === true) {
+  if (v["print-sql"] || v.apply) {
     const tables = tablesSetting(v);
     if (!tables || tables.length === 0) throw new ConfigError("setting tables is missing: --print-sql and --apply prepare the tables given with --tables t1,t2");
-    const preparation = { tables, role: v.role as string, publication: v.publication as string, replicaIdentityFull: v["replica-identity-full"] === true };
-    if (v["print-sql"] === true) {
+    const preparation = { tables, role: v.role, publication: v.publication, replicaIdentityFull: v["replica-identity-full"] };
+    if (v["print-sql"]) {
       process.stdout.write(preparationScript(preparation));
       return 0;
     }
-    requireSetting(SETUP_SETTINGS, v, "database-url");
-    await withDatabase(v["database-url"] as string, "tera-cdc setup", async (query) => {
-      const wal = (await query("SELECT current_setting('wal_level') AS level")).rows[0].level as string;
+    await withDatabase(required(SETUP_SETTINGS, v, "database-url"), "tera-cdc setup", async (query) => {
+      const wal: string = (await query("SELECT current_setting('wal_level') AS level")).rows[0].level;
       for (const step of preparationSql(preparation)) {
         await query(step.sql);
         process.stdout.write(`applied: ${step.sql};\n`);
@@ -206,10 +200,10 @@ export async function setupCommand(argv: string[]): Promise<number> {
     });
     return 0;
   }
-  requireSetting(SETUP_SETTINGS, v, "database-url");
+  const databaseUrl = required(SETUP_SETTINGS, v, "database-url");
   const options = fixOptions(v);
-  await withDatabase(v["database-url"] as string, "tera-cdc setup", (query) =>
-    applyFixes(query, options, v["dry-run"] === true, (line) => process.stdout.write(`${line}\n`)),
+  await withDatabase(databaseUrl, "tera-cdc setup", (query) =>
+    applyFixes(query, options, v["dry-run"], (line) => process.stdout.write(`${line}\n`)),
   );
   return 0;
 }

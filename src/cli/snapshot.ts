@@ -6,7 +6,7 @@ import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js"
 import { encodeMessage, moduleRpcTopic, toMqttTopic, type Value } from "../messages/index.js";
 import { FilterError, parseFriendlyFilter } from "../snapshot/filter.js";
 import { formatSeconds, progressLine, progressTopic, type SnapshotReport } from "../snapshot/protocol.js";
-import { helpText } from "./help.js";
+import { helpText, required } from "./help.js";
 
 const USAGE = "Usage: tera-cdc snapshot <model> [--where CONDITIONS] [--mqtt-url URL] [--module-name NAME] [--json]";
 const EXAMPLES = [
@@ -15,7 +15,7 @@ const EXAMPLES = [
   "tera-cdc snapshot session --where \"session_status in (1, 2) and id_creator_user is not null\"",
 ];
 
-export const SNAPSHOT_SETTINGS: readonly SettingSpec[] = [
+export const SNAPSHOT_SETTINGS = [
   { name: "mqtt-url", env: "TERA_CDC_MQTT_URL", kind: { type: "url", schemes: ["mqtt", "mqtts", "ws", "wss", "tcp", "ssl"] }, help: "MQTT broker URL" },
   { name: "module-name", env: "TERA_CDC_MODULE_NAME", kind: { type: "string" }, default: "tera-cdc", help: "module name of the tera-cdc to ask (its RPC topic is module/<name>/rpc)" },
   { name: "where", kind: { type: "string" }, help: "only rows matching: conditions joined by and, each column =, <>, <, <=, >, >= a value, column in (v, ...), column is [not] null; values are numbers, 'text', true, false (not SQL: tera-cdc checks each column)" },
@@ -28,7 +28,7 @@ export const SNAPSHOT_SETTINGS: readonly SettingSpec[] = [
   { name: "mqtt-cert", env: "TERA_CDC_MQTT_CERT", kind: { type: "file" }, help: "client certificate file" },
   { name: "mqtt-key", env: "TERA_CDC_MQTT_KEY", kind: { type: "file" }, help: "client private key file" },
   LOCAL_DATA_DIR_SETTING,
-];
+] as const satisfies readonly SettingSpec[];
 
 /** The seconds without a reply after which the request counts as unanswered. */
 const REPLY_TIMEOUT_MS = 15_000;
@@ -57,13 +57,13 @@ export async function snapshotCommand(argv: string[]): Promise<number> {
   const [model, extra] = parsed.positional;
   if (!model) throw new ConfigError("the model to snapshot is missing: tera-cdc snapshot <model> (tera-cdc's status RPC lists the models)");
   if (extra) throw new ConfigError(`unexpected argument "${extra}": give one model; quote a --where condition`);
-  if (!v["mqtt-url"]) throw new ConfigError("setting mqtt-url is missing: give --mqtt-url or TERA_CDC_MQTT_URL");
-  const moduleName = v["module-name"] as string;
-  const json = v.json === true;
+  const mqttUrl = required(SNAPSHOT_SETTINGS, v, "mqtt-url");
+  const moduleName = v["module-name"];
+  const json = v.json;
   const clientId = `tera-cdc-snapshot-${randomBytes(4).toString("hex")}`;
-  const replyTopic = `${v["reply-prefix"] as string}${clientId}/reply`;
+  const replyTopic = `${v["reply-prefix"]}${clientId}/reply`;
   let filter: string | null = null;
-  if (typeof v.where === "string") {
+  if (v.where !== undefined) {
     try {
       filter = JSON.stringify(parseFriendlyFilter(v.where));
     } catch (error) {
@@ -72,9 +72,9 @@ export async function snapshotCommand(argv: string[]): Promise<number> {
     }
   }
   const rpcTopic = toMqttTopic(moduleRpcTopic(moduleName));
-  const { client } = await connectBroker(v["mqtt-url"] as string, mqttCredentials(v), { clientId, clean: true, reconnectPeriod: RECONNECT_STEADY_MS });
+  const { client } = await connectBroker(mqttUrl, mqttCredentials(v), { clientId, clean: true, reconnectPeriod: RECONNECT_STEADY_MS });
   try {
-    return await follow(client, { model, filter, json, moduleName, replyTopic, rpcTopic, timeoutMs: (v.timeout as number) * 1000 });
+    return await follow(client, { model, filter, json, moduleName, replyTopic, rpcTopic, timeoutMs: v.timeout * 1000 });
   } finally {
     await client.endAsync(true).catch(() => {});
   }

@@ -2,7 +2,8 @@ import type { SettingSpec } from "../config.js";
 import { publicationTables } from "../source/setup.js";
 import { flagsOnlyCommand } from "./help.js";
 import { type Query, withDatabase } from "../source/database.js";
-import { requireSetting, settingsNamed } from "./setup.js";
+import { required } from "./help.js";
+import { settingsNamed } from "./run-settings.js";
 import { LOCAL_DATA_DIR_SETTING } from "../embedded/local.js";
 
 /** 1536 -> "1.5 KiB" (powers of 1024, as PostgreSQL's pg_size_pretty). Pure. */
@@ -127,12 +128,12 @@ export function formatStatus(report: StatusReport, now = Date.now()): string {
   return `${lines.join("\n")}\n`;
 }
 
-export const STATUS_SETTINGS: readonly SettingSpec[] = [
+export const STATUS_SETTINGS = [
   ...settingsNamed("database-url", "slot", "publication", "health-port"),
   { name: "health-url", env: "TERA_CDC_HEALTH_URL", kind: { type: "url", schemes: ["http", "https"] }, help: "health URL of a running tera-cdc (http://host:port), for its live figures" },
   { name: "json", kind: { type: "bool" }, default: false, help: "print the report as JSON" },
   LOCAL_DATA_DIR_SETTING,
-];
+] as const satisfies readonly SettingSpec[];
 
 const USAGE = `Usage: tera-cdc status --database-url URL [--slot S] [--publication P] [--health-url URL | --health-port N]
 
@@ -148,12 +149,10 @@ const EXAMPLES = [
 export async function statusCommand(argv: string[]): Promise<number> {
   const v = flagsOnlyCommand("status", STATUS_SETTINGS, argv, { usage: USAGE, examples: EXAMPLES });
   if (!v) return 0;
-  requireSetting(STATUS_SETTINGS, v, "database-url");
-  const report: { -readonly [K in keyof StatusReport]: StatusReport[K] } = await withDatabase(v["database-url"] as string, "tera-cdc status", (query) =>
-    readStatus(query, v.slot as string, v.publication as string),
-  );
-  const healthUrl = (v["health-url"] as string | undefined) ?? (v["health-port"] !== undefined ? `http://127.0.0.1:${v["health-port"]}` : undefined);
+  const databaseUrl = required(STATUS_SETTINGS, v, "database-url");
+  const report: { -readonly [K in keyof StatusReport]: StatusReport[K] } = await withDatabase(databaseUrl, "tera-cdc status", (query) => readStatus(query, v.slot, v.publication));
+  const healthUrl = v["health-url"] ?? (v["health-port"] !== undefined ? `http://127.0.0.1:${v["health-port"]}` : undefined);
   if (healthUrl) report.health = await readHealth(healthUrl);
-  process.stdout.write(v.json === true ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+  process.stdout.write(v.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
   return report.slot === null || (report.health !== undefined && report.health.body === undefined) ? 1 : 0;
 }

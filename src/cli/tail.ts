@@ -1,10 +1,11 @@
 import { createClient } from "redis";
 import { connectBroker, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
-import { ConfigError, mqttCredentials, type SettingSpec, type SettingValues } from "../config.js";
+import { ConfigError, type MqttCredentialSettings, mqttCredentials, type SettingSpec } from "../config.js";
 import { DATABASE_EVENTS_TOPIC_PREFIX, decodeTeraEvent, toMqttTopic, unpackAny } from "../messages/index.js";
 import { createLogger, type Logger, type LogLevel, redactUrl } from "../ops/log.js";
 import { flagsOnlyCommand } from "./help.js";
-import { requireSetting, settingsNamed } from "./setup.js";
+import { required } from "./help.js";
+import { settingsNamed } from "./run-settings.js";
 import { LOCAL_DATA_DIR_SETTING } from "../embedded/local.js";
 
 export type TailOp = "create" | "update" | "delete" | "truncate";
@@ -86,7 +87,7 @@ export function formatTailLine(event: TailEvent): string {
   return parts.join(" ");
 }
 
-export const TAIL_SETTINGS: readonly SettingSpec[] = [
+export const TAIL_SETTINGS = [
   ...settingsNamed("mqtt-url", "redis-url", "mqtt-username", "mqtt-password", "mqtt-ca", "mqtt-cert", "mqtt-key"),
   { name: "model", kind: { type: "string" }, help: "only events of this model (e.g. device)" },
   { name: "op", kind: { type: "enum", values: ["create", "update", "delete", "truncate"] }, help: "only events of this operation" },
@@ -95,7 +96,7 @@ export const TAIL_SETTINGS: readonly SettingSpec[] = [
   { name: "count", kind: { type: "int", min: 1, max: 2_000_000_000 }, help: "exit after printing this many events" },
   ...settingsNamed("log-level"),
   LOCAL_DATA_DIR_SETTING,
-];
+] as const satisfies readonly SettingSpec[];
 
 const USAGE = `Usage: tera-cdc tail --mqtt-url URL | --redis-url URL [--model M] [--op create|update|delete|truncate] [--json]
 
@@ -114,12 +115,13 @@ export async function tailCommand(argv: string[]): Promise<number> {
   const v = flagsOnlyCommand("tail", TAIL_SETTINGS, argv, { usage: USAGE, examples: EXAMPLES });
   if (!v) return 0;
   if (v["redis-url"] !== undefined && v["mqtt-url"] !== undefined) throw new ConfigError("settings mqtt-url and redis-url are both set: give one of them");
-  if (v["redis-url"] === undefined) requireSetting(TAIL_SETTINGS, v, "mqtt-url");
-  const logger = createLogger(v["log-level"] as LogLevel);
-  const model = v.model as string | undefined;
-  const op = v.op as TailOp | undefined;
-  const json = v.json === true;
-  const limit = v.count as number | undefined;
+  const redisUrl = v["redis-url"];
+  if (redisUrl === undefined) required(TAIL_SETTINGS, v, "mqtt-url");
+  const logger = createLogger(v["log-level"]);
+  const model = v.model;
+  const op = v.op;
+  const json = v.json;
+  const limit = v.count;
 
   let printed = 0;
   let finish: () => void = () => {};
@@ -144,7 +146,8 @@ export async function tailCommand(argv: string[]): Promise<number> {
       }
     }
   };
-  const close = v["redis-url"] !== undefined ? await subscribeRedis(v["redis-url"] as string, v.topic as string | undefined, model, onMessage, logger) : await subscribeMqtt(v, model, onMessage, logger);
+  const close =
+    redisUrl !== undefined ? await subscribeRedis(redisUrl, v.topic, model, onMessage, logger) : await subscribeMqtt(required(TAIL_SETTINGS, v, "mqtt-url"), v, model, onMessage, logger);
   const onSignal = () => finish();
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
@@ -157,8 +160,8 @@ export async function tailCommand(argv: string[]): Promise<number> {
 
 type OnMessage = (topic: string, payload: Buffer, properties: Record<string, string | string[]> | undefined) => void;
 
-async function subscribeMqtt(v: SettingValues, model: string | undefined, onMessage: OnMessage, logger: Logger): Promise<() => Promise<void>> {
-  let topic = v.topic as string | undefined;
+async function subscribeMqtt(url: string, v: MqttCredentialSettings & { readonly topic?: string | undefined }, model: string | undefined, onMessage: OnMessage, logger: Logger): Promise<() => Promise<void>> {
+  let topic = v.topic;
   if (!topic) {
     try {
       topic = model ? toMqttTopic(`${DATABASE_EVENTS_TOPIC_PREFIX}.${model}`) : `${toMqttTopic(DATABASE_EVENTS_TOPIC_PREFIX)}/#`;
@@ -166,7 +169,6 @@ async function subscribeMqtt(v: SettingValues, model: string | undefined, onMess
       throw new ConfigError(`setting model: ${(error as Error).message}`);
     }
   }
-  const url = v["mqtt-url"] as string;
   // Connected once, mqtt.js reconnects (and subscribes again) by itself.
   const { client, protocolVersion } = await connectBroker(url, mqttCredentials(v), { clean: true, reconnectPeriod: RECONNECT_STEADY_MS });
   if (protocolVersion === 4) logger.info("broker does not speak MQTT 5; subscribing with MQTT 3.1.1 (no lsn or seq)");

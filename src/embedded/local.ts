@@ -1,17 +1,26 @@
 import { resolve } from "node:path";
-import type { SettingSpec, SettingValues } from "../config.js";
+import type { SettingSpec } from "../config.js";
 import { EMBEDDED_DATABASE } from "./postgres.js";
 import { readSecrets } from "./secrets.js";
 import { isProcessAlive, readState } from "./state.js";
 
 /** The `data-dir` setting of the local commands: where `npm start` keeps its embedded services. */
-export const LOCAL_DATA_DIR_SETTING: SettingSpec = {
+export const LOCAL_DATA_DIR_SETTING = {
   name: "data-dir",
   env: "TERA_CDC_DATA_DIR",
   kind: { type: "string" },
   default: ".tera-cdc",
   help: "data folder of a running embedded default (npm start): its broker, database and generated credentials are used when no URL or no user name is given",
-};
+} as const satisfies SettingSpec;
+
+/** The settings withLocalServices reads and fills (a command has some of them). */
+export interface LocalServiceSettings {
+  readonly "data-dir"?: string | undefined;
+  readonly "mqtt-url"?: string | undefined;
+  readonly "mqtt-username"?: string | undefined;
+  readonly "mqtt-password"?: string | undefined;
+  readonly "database-url"?: string | undefined;
+}
 
 function isLoopback(hostname: string): boolean {
   return hostname === "127.0.0.1" || hostname === "localhost" || hostname === "[::1]";
@@ -34,29 +43,36 @@ function sameLocalServer(url: string, port: number | undefined): URL | undefined
  * broker's local identity: it reads every topic and may publish RPC requests only). Only settings
  * the command has (`specs`) are filled; a value given by the user is never replaced.
  */
-export function withLocalServices(specs: readonly SettingSpec[], values: SettingValues): SettingValues {
+export function withLocalServices<V extends LocalServiceSettings>(specs: readonly SettingSpec[], values: V): V {
+  return { ...values, ...localServiceFills(specs, values) };
+}
+
+/** The values withLocalServices puts in place of the missing ones. */
+function localServiceFills(specs: readonly SettingSpec[], values: LocalServiceSettings): LocalServiceSettings {
   const has = (name: string) => specs.some((s) => s.name === name);
-  const dataDir = resolve((values["data-dir"] as string | undefined) ?? ".tera-cdc");
+  const dataDir = resolve(values["data-dir"] ?? ".tera-cdc");
   const secrets = readSecrets(dataDir);
-  if (!secrets) return values;
+  if (!secrets) return {};
   const state = readState(dataDir);
   const running = state.pid !== undefined && isProcessAlive(state.pid);
-  const out: SettingValues = { ...values };
+  const fills: { -readonly [K in keyof LocalServiceSettings]: LocalServiceSettings[K] } = {};
   if (has("mqtt-url") && state.brokerPort !== undefined) {
-    if (out["mqtt-url"] === undefined && running) out["mqtt-url"] = `mqtt://127.0.0.1:${state.brokerPort}`;
-    if (typeof out["mqtt-url"] === "string" && sameLocalServer(out["mqtt-url"], state.brokerPort) && out["mqtt-username"] === undefined && has("mqtt-username")) {
-      out["mqtt-username"] = secrets.broker.local.username;
-      out["mqtt-password"] = secrets.broker.local.password;
+    const mqttUrl = values["mqtt-url"] ?? (running ? `mqtt://127.0.0.1:${state.brokerPort}` : undefined);
+    if (mqttUrl !== values["mqtt-url"]) fills["mqtt-url"] = mqttUrl;
+    if (mqttUrl !== undefined && sameLocalServer(mqttUrl, state.brokerPort) && values["mqtt-username"] === undefined && has("mqtt-username")) {
+      fills["mqtt-username"] = secrets.broker.local.username;
+      fills["mqtt-password"] = secrets.broker.local.password;
     }
   }
   if (has("database-url") && state.postgresPort !== undefined) {
     const port = state.postgresPort;
-    if (out["database-url"] === undefined && running) out["database-url"] = `postgres://postgres@127.0.0.1:${port}/${EMBEDDED_DATABASE}`;
-    const url = typeof out["database-url"] === "string" ? sameLocalServer(out["database-url"], port) : undefined;
+    const databaseUrl = values["database-url"] ?? (running ? `postgres://postgres@127.0.0.1:${port}/${EMBEDDED_DATABASE}` : undefined);
+    if (databaseUrl !== values["database-url"]) fills["database-url"] = databaseUrl;
+    const url = databaseUrl !== undefined ? sameLocalServer(databaseUrl, port) : undefined;
     if (url && url.username === "postgres" && url.password === "") {
       url.password = encodeURIComponent(secrets.postgresPassword);
-      out["database-url"] = url.toString();
+      fills["database-url"] = url.toString();
     }
   }
-  return out;
+  return fills;
 }

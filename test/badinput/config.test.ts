@@ -3,7 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runConfig } from "../../src/cli/run.js";
-import { ConfigError, RUN_SETTINGS, type SettingSpec } from "../../src/config.js";
+import { ConfigError, type SettingSpec } from "../../src/config.js";
+import { RUN_SETTINGS as RUN_SETTING_TABLE } from "../../src/cli/run-settings.js";
+
+/** Run's settings seen as plain specs (each case reads any spec's optional fields). */
+const RUN_SETTINGS: readonly SettingSpec[] = RUN_SETTING_TABLE;
 import { runCli } from "../harness/cdc.js";
 import { exited } from "../harness/processes.js";
 import { makeTestCertificates, type TestCertificates } from "../security/certs.js";
