@@ -369,3 +369,17 @@ export function mqttCredentials(values: MqttCredentialSettings): MqttCredentials
     keyFile: values["mqtt-key"],
   });
 }
+
+/**
+ * The `redis-ca` setting's certificate (file already validated), refused unless the Redis URL is
+ * rediss://: a CA given for a plain connection would be silently unused.
+ */
+export function redisCa(values: { readonly "redis-url"?: string | undefined; readonly "redis-ca"?: string | undefined }): Buffer | undefined {
+  const file = values["redis-ca"];
+  if (file === undefined) return undefined;
+  const url = values["redis-url"];
+  if (url === undefined || new URL(url).protocol !== "rediss:") {
+    throw new ConfigError("setting redis-ca is for TLS connections to Redis: give a rediss:// --redis-url, or drop --redis-ca");
+  }
+  return readFileSync(file);
+}

@@ -30,6 +30,8 @@ export interface ServiceConfig {
   readonly mqttUrl: string;
   /** Publish to Redis (OpenTera's transport) instead of MQTT; RPC is then off (docs/opentera.md). */
   readonly redisUrl?: string;
+  /** CA certificate for a rediss:// redisUrl signed by a private CA (--redis-ca). */
+  readonly redisCa?: Buffer;
   readonly tables?: readonly TableRef[];
   readonly publication: string;
   readonly slot: string;
@@ -174,7 +176,7 @@ export class CdcService {
 
       const credentials = readCredentials({ username: c.mqttUsername, password: c.mqttPassword, caFile: c.mqttCaFile, certFile: c.mqttCertFile, keyFile: c.mqttKeyFile });
       if (c.redisUrl) {
-        this.sink = new RedisSink({ url: c.redisUrl, maxInFlight: c.maxInFlight, logger: this.logger });
+        this.sink = new RedisSink({ url: c.redisUrl, maxInFlight: c.maxInFlight, ...(c.redisCa ? { ca: c.redisCa } : {}), logger: this.logger });
       } else {
         this.sink = new MqttSink({
           url: c.mqttUrl,

@@ -1,4 +1,4 @@
-import { ConfigError, parseSettings, signingKeyOf } from "../config.js";
+import { ConfigError, parseSettings, redisCa, signingKeyOf } from "../config.js";
 import type { OversizeRule } from "../pipeline/publisher.js";
 import { createLogger, type LogLevel } from "../ops/log.js";
 import { MqttLogForwarder } from "../ops/log-mqtt.js";
@@ -99,6 +99,7 @@ export function runConfig(
     databaseUrl: v["database-url"] ?? "",
     mqttUrl: v["mqtt-url"] ?? "",
     redisUrl: v["redis-url"],
+    redisCa: redisCa(v),
     tables,
     publication: v.publication,
     slot: v.slot,

@@ -1,6 +1,7 @@
 import { createClient } from "redis";
 import { connectBroker, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
-import { ConfigError, type MqttCredentialSettings, mqttCredentials, type SettingSpec } from "../config.js";
+import { ConfigError, type MqttCredentialSettings, mqttCredentials, redisCa, type SettingSpec } from "../config.js";
+import { redisClientOptions } from "../sinks/redis/connection.js";
 import { DATABASE_EVENTS_TOPIC_PREFIX, decodeTeraEvent, toMqttTopic, unpackAny } from "../messages/index.js";
 import { createLogger, type Logger, type LogLevel, redactUrl } from "../ops/log.js";
 import { flagsOnlyCommand } from "./help.js";
@@ -88,7 +89,7 @@ export function formatTailLine(event: TailEvent): string {
 }
 
 export const TAIL_SETTINGS = [
-  ...settingsNamed("mqtt-url", "redis-url", "mqtt-username", "mqtt-password", "mqtt-ca", "mqtt-cert", "mqtt-key"),
+  ...settingsNamed("mqtt-url", "redis-url", "redis-ca", "mqtt-username", "mqtt-password", "mqtt-ca", "mqtt-cert", "mqtt-key"),
   { name: "model", kind: { type: "string" }, help: "only events of this model (e.g. device)" },
   { name: "op", kind: { type: "enum", values: ["create", "update", "delete", "truncate"] }, help: "only events of this operation" },
   { name: "topic", kind: { type: "string" }, help: `MQTT topic filter to subscribe to [default: ${toMqttTopic(DATABASE_EVENTS_TOPIC_PREFIX)}/# , or the model's topic with --model]` },
@@ -147,7 +148,7 @@ export async function tailCommand(argv: string[]): Promise<number> {
     }
   };
   const close =
-    redisUrl !== undefined ? await subscribeRedis(redisUrl, v.topic, model, onMessage, logger) : await subscribeMqtt(required(TAIL_SETTINGS, v, "mqtt-url"), v, model, onMessage, logger);
+    redisUrl !== undefined ? await subscribeRedis(redisUrl, redisCa(v), v.topic, model, onMessage, logger) : await subscribeMqtt(required(TAIL_SETTINGS, v, "mqtt-url"), v, model, onMessage, logger);
   const onSignal = () => finish();
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
@@ -183,9 +184,9 @@ async function subscribeMqtt(url: string, v: MqttCredentialSettings & { readonly
 }
 
 /** PSUBSCRIBE on OpenTera's dotted channels, as its own services do. */
-async function subscribeRedis(url: string, pattern: string | undefined, model: string | undefined, onMessage: OnMessage, logger: Logger): Promise<() => Promise<void>> {
+async function subscribeRedis(url: string, ca: Buffer | undefined, pattern: string | undefined, model: string | undefined, onMessage: OnMessage, logger: Logger): Promise<() => Promise<void>> {
   const channel = pattern ?? (model ? `${DATABASE_EVENTS_TOPIC_PREFIX}.${model}` : `${DATABASE_EVENTS_TOPIC_PREFIX}.*`);
-  const client = createClient({ url, socket: { connectTimeout: 10_000, reconnectStrategy: (retries: number) => Math.min(500 * 2 ** Math.min(retries, 6), 30_000) } });
+  const client = createClient(redisClientOptions({ url, ...(ca ? { ca } : {}), reconnectDelayMs: (retries) => Math.min(500 * 2 ** Math.min(retries, 6), 30_000) }));
   client.on("error", (error: Error) => logger.warn(`redis error: ${error.message}`));
   await client.connect();
   await client.pSubscribe(channel, (payload: Buffer, from: Buffer) => onMessage(from.toString(), payload, undefined), true);

@@ -126,7 +126,8 @@ function badFileValues(spec: SettingSpec): Bad[] {
 /** A valid value of the setting, plus any setting it needs beside it. */
 function goodValue(spec: SettingSpec): { value: string; companions: string[] } {
   const kind = spec.kind;
-  const companions = spec.name === "mqtt-cert" ? ["--mqtt-key", certs.clientKey] : spec.name === "mqtt-key" ? ["--mqtt-cert", certs.clientCert] : [];
+  const companions =
+    spec.name === "mqtt-cert" ? ["--mqtt-key", certs.clientKey] : spec.name === "mqtt-key" ? ["--mqtt-cert", certs.clientCert] : spec.name === "redis-ca" ? ["--redis-url", "rediss://127.0.0.1:1"] : [];
   switch (kind.type) {
     case "string":
       // A slot name follows PostgreSQL's rule (lower-case letters, digits, _), checked before connecting.
@@ -183,9 +184,10 @@ function expectOneLineNaming(expect: import("vitest").ExpectStatic, outcome: Out
   for (const secret of [PASSWORD, ...hidden]) if (typeof secret === "string" && secret !== "") expect(lines[0]).not.toContain(secret);
 }
 
-// --redis-url replaces --mqtt-url (both together are refused), so its cases leave the broker URL out.
+// --redis-url replaces --mqtt-url (both together are refused), so its cases (and --redis-ca's, which
+// goes with a rediss:// --redis-url) leave the broker URL out.
 const inOtherPlaceThanFlags = (spec: SettingSpec) =>
-  spec.name === "database-url" || spec.name === "mqtt-url" ? [spec.name] : spec.name === "redis-url" ? ["mqtt-url"] : [];
+  spec.name === "database-url" || spec.name === "mqtt-url" ? [spec.name] : spec.name === "redis-url" || spec.name === "redis-ca" ? ["mqtt-url"] : [];
 
 const flagCases = RUN_SETTINGS.flatMap((spec) => badTexts(spec).map((bad) => ({ spec, bad })));
 // An empty environment variable counts as unset, on purpose: strings have no bad value there.

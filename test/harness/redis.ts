@@ -1,4 +1,5 @@
 import type { ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { connect as tcpConnect, createServer, type Server, type Socket } from "node:net";
 import { createClient } from "redis";
 import { decodeTeraEvent, unpackAny } from "../../src/messages/index.js";
@@ -15,13 +16,26 @@ export interface RedisServer {
   close(): Promise<void>;
 }
 
-/** A throwaway redis-server on a free loopback port, nothing saved to disk. */
-export async function startRedis(): Promise<RedisServer> {
+/** Certificate files of a redis-server that speaks TLS only. */
+export interface RedisTlsFiles {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string;
+}
+
+/**
+ * A throwaway redis-server on a free loopback port, nothing saved to disk. With `tls`, it listens
+ * for TLS only (rediss://) and does not ask clients for certificates.
+ */
+export async function startRedis(options: { tls?: RedisTlsFiles } = {}): Promise<RedisServer> {
   const port = await freePort();
   let child: ChildProcess | null = null;
   let log = "";
+  const listen = options.tls
+    ? ["--port", "0", "--tls-port", String(port), "--tls-cert-file", options.tls.cert, "--tls-key-file", options.tls.key, "--tls-ca-cert-file", options.tls.ca, "--tls-auth-clients", "no"]
+    : ["--port", String(port)];
   const start = async () => {
-    child = spawnTracked(REDIS_SERVER, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: ["ignore", "pipe", "pipe"] });
+    child = spawnTracked(REDIS_SERVER, [...listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: ["ignore", "pipe", "pipe"] });
     child.stdout?.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-10_000)));
     await waitFor(`redis-server on port ${port}`, () => {
       if (child?.exitCode !== null) throw new Error(`redis-server exited: ${log}`);
@@ -36,7 +50,7 @@ export async function startRedis(): Promise<RedisServer> {
     await exited(running);
   };
   await start();
-  return { url: `redis://127.0.0.1:${port}`, port, stop, start, close: stop };
+  return { url: `${options.tls ? "rediss" : "redis"}://127.0.0.1:${port}`, port, stop, start, close: stop };
 }
 
 function canConnect(port: number): Promise<boolean> {
@@ -128,8 +142,9 @@ export interface RedisSubscriber {
 }
 
 /** PSUBSCRIBE on `pattern` as OpenTera's services do, decoding each payload as a TeraEvent. */
-export async function startRedisSubscriber(url: string, pattern = "module.TeraServer.DatabaseModule.events.*"): Promise<RedisSubscriber> {
-  const client = createClient({ url, socket: { reconnectStrategy: () => 100 } });
+export async function startRedisSubscriber(url: string, pattern = "module.TeraServer.DatabaseModule.events.*", options: { ca?: string } = {}): Promise<RedisSubscriber> {
+  const tls = options.ca ? { tls: true as const, ca: readFileSync(options.ca) } : {};
+  const client = createClient({ url, socket: { reconnectStrategy: () => 100, ...tls } });
   client.on("error", () => {});
   let ready = false;
   client.on("ready", () => (ready = true));
@@ -166,7 +181,7 @@ export async function startRedisSubscriber(url: string, pattern = "module.TeraSe
     async subscribed() {
       // node-redis resubscribes on reconnect before it reports ready again; PUBSUB NUMPAT on a
       // second connection tells when the pattern is live on the server.
-      const probe = createClient({ url });
+      const probe = createClient({ url, socket: tls });
       probe.on("error", () => {});
       try {
         await waitFor("the subscriber to be subscribed", async () => {

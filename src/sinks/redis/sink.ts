@@ -2,13 +2,14 @@ import { EventEmitter } from "node:events";
 import { createClient, ErrorReply, type RedisClientType } from "redis";
 import type { Logger } from "../../ops/log.js";
 import type { DeliveryCallback, OutgoingMessage, SinkConnection } from "../../pipeline/ports.js";
+import { redisClientOptions } from "./connection.js";
 
 export interface RedisSinkOptions {
   /** `redis://[user:password@]host:port[/db]` or `rediss://` (TLS). */
   readonly url: string;
   /** Most PUBLISH commands awaiting Redis' answer. */
   readonly maxInFlight: number;
-  /** CA certificate for rediss:// with a private CA. */
+  /** CA certificate (PEM) for rediss:// with a private CA (--redis-ca). */
   readonly ca?: Buffer;
   readonly logger: Logger;
 }
@@ -52,17 +53,15 @@ export class RedisSink extends EventEmitter implements SinkConnection {
 
   constructor(private readonly options: RedisSinkOptions) {
     super();
-    const tls = options.url.startsWith("rediss:");
     this.client = createClient({
-      url: options.url,
+      ...redisClientOptions({
+        url: options.url,
+        ...(options.ca ? { ca: options.ca } : {}),
+        reconnectDelayMs: (retries) => Math.min(FIRST_RECONNECT_DELAY_MS * 2 ** Math.min(retries, 10), MAX_RECONNECT_DELAY_MS),
+      }),
       // Commands are sent only while connected (hasRoom); one issued as the connection drops fails
       // at once and is sent again by us, instead of waiting in a second, unbounded queue.
       disableOfflineQueue: true,
-      socket: {
-        connectTimeout: 10_000,
-        ...(tls && options.ca ? { tls: true as const, ca: options.ca } : {}),
-        reconnectStrategy: (retries: number) => Math.min(FIRST_RECONNECT_DELAY_MS * 2 ** Math.min(retries, 10), MAX_RECONNECT_DELAY_MS),
-      },
     }) as RedisClientType;
     this.client.on("ready", () => this.onReady());
     this.client.on("end", () => this.onLost("connection closed"));
