@@ -207,3 +207,26 @@ export function objectKey(rules: AccessRules, model: string, object: Readonly<Re
   }
   return JSON.stringify(parts);
 }
+
+/** Every claim name the rules read: tokens that agree on these are treated alike by every rule. */
+export function claimsRead(rules: AccessRules): string[] {
+  const names = new Set<string>();
+  for (const m of rules.models.values()) {
+    for (const c of [...m.require, ...(m.allRowsIf ?? [])]) names.add(c.claim);
+    for (const r of m.rows) {
+      if ("inClaim" in r) names.add(r.inClaim);
+      else if ("equalsClaim" in r) names.add(r.equalsClaim);
+    }
+  }
+  return [...names].sort();
+}
+
+/**
+ * A text equal for two tokens exactly when the rules cannot tell them apart: the values of the
+ * claims they read (absent and null alike are read as "no value", and stay distinct here, which
+ * only splits an audience, never merges two). Clients of one audience share each event's rule
+ * evaluation (issue 18 point 5).
+ */
+export function audienceOf(names: readonly string[], claims: Claims): string {
+  return JSON.stringify(names.map((n) => (Object.hasOwn(claims, n) ? [claims[n]] : [])));
+}

@@ -15,8 +15,9 @@ import { comparePositions, eventsFromMessage, type GatewayEvent } from "./events
 import { eventBinary, eventMeta, PROTOCOL_VERSION, parseClientRequest } from "./frames.js";
 import { EventRing } from "./ring.js";
 import { RowStore } from "./rows.js";
-import { type AccessRules, type Claims, canSeeModel, visibleModels } from "./rules.js";
-import { ClientView, type Decision } from "./view.js";
+import { type AccessRules, audienceOf, type Claims, canSeeModel, claimsRead, objectKey, visibleModels } from "./rules.js";
+import { ClientView, type Decision, verdictOf } from "./view.js";
+import { checkWireSupport, type Frame, frameBinary, frameText, writeFrames } from "./wire.js";
 import type { WebAssets } from "./web.js";
 
 /**
@@ -88,6 +89,7 @@ interface Session {
 interface Client {
   readonly socket: WebSocket;
   readonly session: Session;
+  readonly audience: Audience;
   readonly address: string;
   alive: boolean;
   expiry: NodeJS.Timeout | null;
@@ -95,6 +97,19 @@ interface Client {
   lastBuffered: number;
   stalledSince: number | null;
 }
+
+/**
+ * The connected clients whose tokens the rules cannot tell apart (same values of every claim the
+ * rules read): each event's rules are evaluated once for all of them.
+ */
+interface Audience {
+  readonly key: string;
+  readonly claims: Claims;
+  readonly clients: Set<Client>;
+}
+
+/** Sent before the event that overflowed a client's key memory (ClientView). */
+const OVERFLOW_RESYNC = JSON.stringify({ type: "resync", reason: "the client was shown more objects than the gateway remembers per client" });
 
 /**
  * A client is too slow when its send buffer stays over --max-client-buffer without draining for
@@ -124,6 +139,10 @@ export interface GatewayStats {
   /** Events at a position already held with other content: alerts (logged at error level). */
   conflicts: number;
   framesSent: number;
+  /** Events whose frames were encoded (each once, shared by every client that gets it). */
+  eventsEncoded: number;
+  /** Groups of connected clients whose tokens the rules treat alike. */
+  audiences: number;
   slowDisconnects: number;
   deadDisconnects: number;
   refusedTokens: number;
@@ -143,7 +162,12 @@ export class Gateway {
   private readonly clients = new Set<Client>();
   private readonly sessions = new Map<string, Session>();
   private readonly ring: EventRing;
-  private readonly binaries = new WeakMap<GatewayEvent, Uint8Array>();
+  private readonly audiences = new Map<string, Audience>();
+  private readonly claimNames: readonly string[];
+  /** Each event's frames (meta text, binary), encoded once; apart for the initial rows, whose meta differs. */
+  private readonly liveFrames = new WeakMap<GatewayEvent, readonly Frame[]>();
+  private readonly initialFrames = new WeakMap<GatewayEvent, readonly Frame[]>();
+  private readonly overflowResync = frameText(OVERFLOW_RESYNC);
   private pingTimer: NodeJS.Timeout | null = null;
   private slowTimer: NodeJS.Timeout | null = null;
   private mqttEverConnected = false;
@@ -164,6 +188,8 @@ export class Gateway {
     refusedPositions: 0,
     conflicts: 0,
     framesSent: 0,
+    eventsEncoded: 0,
+    audiences: 0,
     slowDisconnects: 0,
     deadDisconnects: 0,
     refusedTokens: 0,
@@ -177,6 +203,7 @@ export class Gateway {
     this.ring = new EventRing(options.ringEvents, options.ringBytes);
     this.guard = new PositionGuard(options.positionLimits ?? DEFAULT_POSITION_LIMITS);
     this.rowStore = new RowStore(options.rules, options.maxRows ?? 100_000);
+    this.claimNames = claimsRead(options.rules);
   }
 
   get port(): number {
@@ -185,6 +212,7 @@ export class Gateway {
 
   async start(): Promise<void> {
     const o = this.options;
+    checkWireSupport();
     // A bundling failure must not surface as an unhandled rejection while the connect is awaited.
     const web = Promise.resolve(o.web);
     web.catch(() => {});
@@ -346,6 +374,7 @@ export class Gateway {
       this.options.logger.warn({ topic, lsn: events[0]!.lsnText }, `event dropped: ${refusal}`);
       return;
     }
+    const accepted: GatewayEvent[] = [];
     for (const event of events) {
       // tera-cdc resends from its confirmed LSN after a restart, and QoS 1 may duplicate: the
       // stream is in commit order, so anything not after the newest event is a repeat.
@@ -361,7 +390,30 @@ export class Gateway {
       this.ring.push(event);
       this.rowStore.apply(event);
       this.stats.events++;
-      for (const client of this.clients) this.deliver(client, client.session.view.decide(event));
+      accepted.push(event);
+    }
+    if (accepted.length > 0) this.fanOut(accepted);
+  }
+
+  /**
+   * Sends new events to every client that may see them. Per audience and event the rules are
+   * evaluated once; per client what is left is its own key memory (ClientView) and one write of
+   * frames encoded once per event (issue 18 point 5).
+   */
+  private fanOut(events: readonly GatewayEvent[]): void {
+    const rules = this.options.rules;
+    const keys = events.map((e) => objectKey(rules, e.model, e.object));
+    for (const audience of this.audiences.values()) {
+      const verdicts = events.map((e, i) => verdictOf(rules, audience.claims, e, keys[i]));
+      for (const client of audience.clients) {
+        const view = client.session.view;
+        let out: Frame[] | null = null;
+        for (let i = 0; i < events.length; i++) {
+          const decision = view.decide(events[i]!, verdicts[i]);
+          if (decision.send !== null || decision.resyncFirst) this.addDecisionFrames((out ??= []), decision, false);
+        }
+        if (out) this.sendFrames(client, out);
+      }
     }
   }
 
@@ -387,29 +439,35 @@ export class Gateway {
     }
   }
 
-  /** Sends one decision's frames, or disconnects a client past the hard cap of its send buffer. */
-  private deliver(client: Client, decision: Decision, initial = false): void {
-    if (decision.send === null && !decision.resyncFirst) return;
+  /** Appends one decision's frames: the resync before it, if any, and the event's two frames. */
+  private addDecisionFrames(out: Frame[], decision: Decision, initial: boolean): void {
+    if (decision.resyncFirst) {
+      this.stats.resyncs++;
+      out.push(this.overflowResync);
+    }
+    const event = decision.send;
+    if (!event) return;
+    // An event is always sent with the same leftView (a keys-only delete is an event of its own).
+    const cache = initial ? this.initialFrames : this.liveFrames;
+    let frames = cache.get(event);
+    if (!frames) {
+      frames = [frameText(eventMeta(event, decision.leftView, initial)), frameBinary(eventBinary(event))];
+      cache.set(event, frames);
+      this.stats.eventsEncoded++;
+    }
+    out.push(frames[0]!, frames[1]!);
+  }
+
+  /** Sends frames to one client in one write, or disconnects it past the hard cap of its send buffer. */
+  private sendFrames(client: Client, frames: readonly Frame[]): void {
     const socket = client.socket;
-    if (socket.readyState !== WebSocket.OPEN) return;
+    if (frames.length === 0 || socket.readyState !== WebSocket.OPEN) return;
     if (socket.bufferedAmount > this.options.maxClientBufferBytes * HARD_CAP) {
       this.disconnectSlow(client);
       return;
     }
-    if (decision.resyncFirst) {
-      this.stats.resyncs++;
-      socket.send(JSON.stringify({ type: "resync", reason: "the client was shown more objects than the gateway remembers per client" }));
-    }
-    const event = decision.send;
-    if (!event) return;
-    let binary = decision.leftView ? undefined : this.binaries.get(event);
-    if (!binary) {
-      binary = eventBinary(event);
-      if (!decision.leftView) this.binaries.set(event, binary);
-    }
-    socket.send(eventMeta(event, decision.leftView, initial));
-    socket.send(binary);
-    this.stats.framesSent += 2;
+    writeFrames(socket, frames);
+    this.stats.framesSent += frames.length;
   }
 
   private sendResync(client: Client, reason: string): void {
@@ -448,9 +506,17 @@ export class Gateway {
     const owner = typeof claims.sub === "string" ? JSON.stringify([typeof claims.iss === "string" ? claims.iss : null, claims.sub]) : null;
     const session: Session = { id: randomUUID(), subject, owner, view: new ClientView(o.rules, claims, o.maxKeysPerClient), socket, detachedAt: 0 };
     this.addSession(session);
-    const client: Client = { socket, session, address, alive: true, expiry: null, lastBuffered: 0, stalledSince: null };
+    const audienceKey = audienceOf(this.claimNames, claims);
+    let audience = this.audiences.get(audienceKey);
+    if (!audience) {
+      audience = { key: audienceKey, claims, clients: new Set() };
+      this.audiences.set(audienceKey, audience);
+    }
+    const client: Client = { socket, session, audience, address, alive: true, expiry: null, lastBuffered: 0, stalledSince: null };
     this.clients.add(client);
+    audience.clients.add(client);
     this.stats.clients = this.clients.size;
+    this.stats.audiences = this.audiences.size;
     if (typeof claims.exp === "number") {
       const ms = Math.min(claims.exp * 1000 - Date.now(), 2_147_483_647);
       client.expiry = setTimeout(() => socket.close(CLOSE_CODES.tokenExpired, "token expired"), Math.max(ms, 0));
@@ -462,7 +528,10 @@ export class Gateway {
     });
     socket.on("close", () => {
       this.clients.delete(client);
+      client.audience.clients.delete(client);
+      if (client.audience.clients.size === 0) this.audiences.delete(client.audience.key);
       this.stats.clients = this.clients.size;
+      this.stats.audiences = this.audiences.size;
       if (client.expiry) clearTimeout(client.expiry);
       if (session.socket === socket) {
         session.socket = null;
@@ -527,11 +596,13 @@ export class Gateway {
         this.sessions.delete(earlier.id);
         this.stats.resumes++;
         resumed = 0;
+        const out: Frame[] = [];
         for (const event of missed) {
           const decision = view.decide(event);
           if (decision.send && decision.send.model && request.models.includes(decision.send.model)) resumed++;
-          this.deliver(client, decision);
+          if (decision.send !== null || decision.resyncFirst) this.addDecisionFrames(out, decision, false);
         }
+        this.sendFrames(client, out);
       } else {
         this.sendResync(client, reason ?? "cannot resume");
       }
@@ -560,8 +631,12 @@ export class Gateway {
         client.socket.send(JSON.stringify({ type: "rows", model, position, complete: false, reason: "the gateway holds more rows than --max-rows: only changes from now on" }));
         continue;
       }
-      client.socket.send(JSON.stringify({ type: "rows", model, position, complete: true }));
-      for (const event of rows) this.deliver(client, client.session.view.decide(event), true);
+      const out: Frame[] = [frameText(JSON.stringify({ type: "rows", model, position, complete: true }))];
+      for (const event of rows) {
+        const decision = client.session.view.decide(event);
+        if (decision.send !== null || decision.resyncFirst) this.addDecisionFrames(out, decision, true);
+      }
+      this.sendFrames(client, out);
     }
   }
 

@@ -2,6 +2,29 @@ import { DatabaseEvent_EventType } from "../messages/index.js";
 import type { GatewayEvent } from "./events.js";
 import { type AccessRules, type Claims, canSeeModel, canSeeRow, hasRuleColumns, objectKey } from "./rules.js";
 
+/**
+ * What the rules say of one event for one set of claims, apart from any client's memory. The
+ * gateway computes it once per audience (tokens the rules cannot tell apart) and per event.
+ */
+export interface Verdict {
+  /** The object's key (objectKey), undefined when a key column is missing. */
+  readonly key: string | undefined;
+  readonly model: boolean;
+  /** For a create or update: the row passes the row rules. */
+  readonly row: boolean;
+  /** For a delete: its object itself carries every rule column and passes them. */
+  readonly deleteRow: boolean;
+}
+
+export function verdictOf(rules: AccessRules, claims: Claims, event: GatewayEvent, key: string | undefined): Verdict {
+  if (!canSeeModel(rules, claims, event.model)) return { key, model: false, row: false, deleteRow: false };
+  if (event.op === "truncate") return { key, model: true, row: false, deleteRow: false };
+  if (event.type === DatabaseEvent_EventType.DB_DELETE) {
+    return { key, model: true, row: false, deleteRow: hasRuleColumns(rules, event.model, event.object) && canSeeRow(rules, claims, event.model, event.object) };
+  }
+  return { key, model: true, row: canSeeRow(rules, claims, event.model, event.object), deleteRow: false };
+}
+
 /** What one client gets for one event. */
 export interface Decision {
   /** The event to send (the original, or a keys-only delete when the row left the client's view); null: nothing. */
@@ -57,21 +80,25 @@ export class ClientView {
     this.seenCount = 0;
   }
 
-  decide(event: GatewayEvent): Decision {
-    if (!this.models.has(event.model) || !canSeeModel(this.rules, this.claims, event.model)) return SKIP;
+  /**
+   * `verdict` must be verdictOf(rules, claims, event, objectKey(...)) for this view's claims (the
+   * gateway passes the one of the client's audience); by default it is computed here.
+   */
+  decide(event: GatewayEvent, verdict?: Verdict): Decision {
+    if (!this.models.has(event.model)) return SKIP;
+    verdict ??= verdictOf(this.rules, this.claims, event, objectKey(this.rules, event.model, event.object));
+    if (!verdict.model) return SKIP;
     if (event.op === "truncate") {
       this.forgetModel(event.model);
       return { send: event, leftView: false, resyncFirst: false };
     }
-    const key = objectKey(this.rules, event.model, event.object);
+    const key = verdict.key;
     if (event.type === DatabaseEvent_EventType.DB_DELETE) {
       if (key !== undefined && this.forget(event.model, key)) return { send: event, leftView: false, resyncFirst: false };
-      if (hasRuleColumns(this.rules, event.model, event.object) && canSeeRow(this.rules, this.claims, event.model, event.object)) {
-        return { send: event, leftView: false, resyncFirst: false };
-      }
+      if (verdict.deleteRow) return { send: event, leftView: false, resyncFirst: false };
       return SKIP;
     }
-    if (canSeeRow(this.rules, this.claims, event.model, event.object)) {
+    if (verdict.row) {
       let resyncFirst = false;
       if (key !== undefined) {
         if (!this.remember(event.model, key)) {
@@ -116,8 +143,22 @@ export class ClientView {
   }
 }
 
-/** A DB_DELETE of the same object holding only its key columns. */
+const keysOnlyDeletes = new WeakMap<GatewayEvent, GatewayEvent>();
+
+/**
+ * A DB_DELETE of the same object holding only its key columns; one per event, whatever the number
+ * of clients that see the row leave, so its frames are encoded once too.
+ */
 function keysOnlyDelete(rules: AccessRules, event: GatewayEvent): GatewayEvent {
+  let made = keysOnlyDeletes.get(event);
+  if (!made) {
+    made = makeKeysOnlyDelete(rules, event);
+    keysOnlyDeletes.set(event, made);
+  }
+  return made;
+}
+
+function makeKeysOnlyDelete(rules: AccessRules, event: GatewayEvent): GatewayEvent {
   const keys: Record<string, unknown> = {};
   for (const column of rules.models.get(event.model)?.keys ?? []) keys[column] = event.object[column];
   const objectValue = JSON.stringify(keys);

@@ -108,6 +108,39 @@ describe("tera-cdc gateway", () => {
     expect([site1.events[0]!.seq, site1.events[1]!.seq]).toEqual([0, 1]);
   });
 
+  it("shares each event's frames among clients whose tokens the rules treat alike, and never delivers across claim sets", async () => {
+    const gateway = await startGateway();
+    // Four tokens, three audiences: the rules read only `sites`, so alice and erin (other sub, other
+    // extra claims) share one; dave's [7, 8] is a set of its own.
+    const alice = await client(gateway, { sub: "alice", sites: [7] });
+    const erin = await client(gateway, { sub: "erin", sites: [7], role: "admin" });
+    const frank = await client(gateway, { sub: "frank", sites: [8] });
+    const dave = await client(gateway, { sub: "dave", sites: [7, 8] });
+    for (const c of [alice, erin, frank, dave]) expect((await subscribe(c, ["device"])).type).toBe("subscribed");
+    expect(gateway.stats.audiences).toBe(3);
+
+    const rows = Array.from({ length: 40 }, (_, i) => ({ id: 7000 + i, site: i % 2 === 0 ? 7 : 8 }));
+    await pg.query(`INSERT INTO t_devices (id_device, id_site, device_name) VALUES ${rows.map((r) => `(${r.id}, ${r.site}, 'shared')`).join(", ")}`);
+    await pg.query("UPDATE t_devices SET device_name = 'shared again' WHERE id_device BETWEEN 7000 AND 7039");
+    // The oracle is the data written above, not the rules code: site 7 rows are the even ids.
+    const of = (site: number | null) => rows.filter((r) => site === null || r.site === site).map((r) => r.id);
+    await alice.waitForEvents(40);
+    await erin.waitForEvents(40);
+    await frank.waitForEvents(40);
+    await dave.waitForEvents(80);
+    await new Promise((r) => setTimeout(r, 300));
+    const ids = (c: TestClient) => c.events.map((e) => e.object.id_device as number);
+    for (const [c, site] of [[alice, 7], [erin, 7], [frank, 8]] as const) {
+      expect(ids(c)).toEqual([...of(site), ...of(site)]);
+      expect(c.events.every((e) => e.object.id_site === site)).toBe(true);
+    }
+    expect(ids(dave)).toEqual([...of(null), ...of(null)]);
+    // 80 changes, each encoded once although 200 deliveries were made.
+    expect(gateway.stats.events).toBe(80);
+    expect(gateway.stats.eventsEncoded).toBe(80);
+    expect(gateway.stats.framesSent).toBe(2 * (40 + 40 + 40 + 80));
+  });
+
   it("refuses a connection without a valid token, and a model the token may not see", async () => {
     const gateway = await startGateway();
     const attempt = (protocols: string[], path = "/ws") =>

@@ -3,8 +3,8 @@ import { tokenOfRequest } from "../../src/gateway/auth.js";
 import { eventsFromMessage, type GatewayEvent } from "../../src/gateway/events.js";
 import { eventBinary, eventMeta, parseClientRequest } from "../../src/gateway/frames.js";
 import { EventRing } from "../../src/gateway/ring.js";
-import { canSeeModel, canSeeRow, parseRules, RulesError, visibleModels } from "../../src/gateway/rules.js";
-import { ClientView } from "../../src/gateway/view.js";
+import { audienceOf, canSeeModel, canSeeRow, claimsRead, objectKey, parseRules, RulesError, visibleModels } from "../../src/gateway/rules.js";
+import { ClientView, verdictOf } from "../../src/gateway/view.js";
 import { DatabaseEvent_EventType, decodeTeraMessage, encodeDatabaseTeraEvent, unpackAny } from "../../src/messages/index.js";
 import { parseLsn } from "../../src/lsn.js";
 
@@ -23,6 +23,52 @@ function event(op: "create" | "update" | "delete" | "truncate", object: Record<s
   const seq = seqCounter++;
   return { lsnText: "0/100", lsn: 0x100n, seq, model, type, op, objectValue, object, headerTopic: `module.TeraServer.DatabaseModule.events.${model}`, time: 1, commitTime: "", table: "public.t", bytes: 100 };
 }
+
+describe("audiences (tokens the rules treat alike share each event's evaluation)", () => {
+  it("reads exactly the claims the rules name", () => {
+    expect(claimsRead(RULES)).toEqual(["role", "scope", "sites", "sub"]);
+  });
+
+  it("puts two claim sets in one audience only when every rule decides alike for them (random claims, rows and events)", () => {
+    // A small deterministic generator, so a failure reproduces.
+    let state = 12345;
+    const rnd = (n: number) => {
+      state = (state * 1103515245 + 12345) % 2147483648;
+      return state % n;
+    };
+    const pick = <T,>(xs: readonly T[]): T => xs[rnd(xs.length)]!;
+    const values: unknown[] = [undefined, null, 1, "1", 2, [1], ["1"], [1, 2], [2], "admin", "audit:read", "x audit:read", true, {}];
+    const claimSet = () => {
+      const c: Record<string, unknown> = { iat: rnd(1000), jti: String(rnd(1000)) };
+      for (const name of ["sub", "sites", "role", "scope"]) {
+        const v = pick(values);
+        if (v !== undefined) c[name] = v;
+      }
+      return c;
+    };
+    const names = claimsRead(RULES);
+    let sameAudience = 0;
+    for (let i = 0; i < 4000; i++) {
+      const a = claimSet();
+      const b = rnd(2) === 0 ? { ...a, iat: 99_999, exp: 5 } : claimSet();
+      const e = event(pick(["create", "update", "delete"] as const), { id_device: rnd(3), id_site: pick([1, 2, "1", null]), id_user: pick([1, 2, "1"]) }, pick(["device", "user", "audit"]));
+      const key = objectKey(RULES, e.model, e.object);
+      if (audienceOf(names, a) !== audienceOf(names, b)) continue;
+      sameAudience++;
+      expect(verdictOf(RULES, b, e, key)).toEqual(verdictOf(RULES, a, e, key));
+      expect(visibleModels(RULES, b)).toEqual(visibleModels(RULES, a));
+    }
+    expect(sameAudience).toBeGreaterThan(1500);
+  });
+
+  it("keeps tokens apart that differ in a claim the rules read, even when one of them only lacks it", () => {
+    const names = claimsRead(RULES);
+    expect(audienceOf(names, { sub: "a", sites: [1] })).toBe(audienceOf(names, { sub: "a", sites: [1], exp: 1, name: "x" }));
+    expect(audienceOf(names, { sub: "a", sites: [1] })).not.toBe(audienceOf(names, { sub: "a", sites: [2] }));
+    expect(audienceOf(names, { sub: "a", sites: [1] })).not.toBe(audienceOf(names, { sub: "a", sites: [1], role: "admin" }));
+    expect(audienceOf(names, { sub: "a" })).not.toBe(audienceOf(names, { sub: "a", sites: null }));
+  });
+});
 
 describe("access rules", () => {
   it("gives models by require conditions and rows by claim rules", () => {
