@@ -119,9 +119,9 @@ describe("tera-cdc gateway", () => {
     for (const c of [alice, erin, frank, dave]) expect((await subscribe(c, ["device"])).type).toBe("subscribed");
     expect(gateway.stats.audiences).toBe(3);
 
-    const rows = Array.from({ length: 40 }, (_, i) => ({ id: 7000 + i, site: i % 2 === 0 ? 7 : 8 }));
+    const rows = Array.from({ length: 40 }, (_, i) => ({ id: 20000 + i, site: i % 2 === 0 ? 7 : 8 }));
     await pg.query(`INSERT INTO t_devices (id_device, id_site, device_name) VALUES ${rows.map((r) => `(${r.id}, ${r.site}, 'shared')`).join(", ")}`);
-    await pg.query("UPDATE t_devices SET device_name = 'shared again' WHERE id_device BETWEEN 7000 AND 7039");
+    await pg.query("UPDATE t_devices SET device_name = 'shared again' WHERE id_device BETWEEN 20000 AND 20039");
     // The oracle is the data written above, not the rules code: site 7 rows are the even ids.
     const of = (site: number | null) => rows.filter((r) => site === null || r.site === site).map((r) => r.id);
     await alice.waitForEvents(40);
