@@ -1,11 +1,11 @@
 import { ConfigError, parseSettings, redisCa, signingKeyOf } from "../config.js";
-import type { OversizeRule } from "../pipeline/publisher.js";
-import { createLogger, type LogLevel } from "../ops/log.js";
+import { createLogger } from "../ops/log.js";
 import { MqttLogForwarder } from "../ops/log-mqtt.js";
 import { readState, writeState } from "../embedded/state.js";
 import { embeddedBanner, type EmbeddedBrokerChoice, type EmbeddedServices, startEmbeddedServices } from "../embedded/index.js";
 import { mergePreset, type PresetName, presetTables } from "../preset/index.js";
-import { CdcService, type ServiceConfig } from "../service.js";
+import { CdcService } from "../service/service.js";
+import type { ServiceConfig } from "../service/config.js";
 import { parseTableRef } from "../source/setup.js";
 import { helpText } from "./help.js";
 import { RUN_SETTINGS } from "./run-settings.js";
@@ -44,7 +44,7 @@ const QOS_LEVELS = { "0": 0, "1": 1, "2": 2 } as const;
 export function runConfig(
   argv: string[],
   env: NodeJS.ProcessEnv = process.env,
-): { config: ServiceConfig; logLevel: LogLevel; logToMqtt?: boolean; embedded: EmbeddedRequest; preset?: PresetName } | "help" {
+): { config: ServiceConfig; embedded: EmbeddedRequest; preset?: PresetName } | "help" {
   const parsed = parseSettings(RUN_SETTINGS, argv, env);
   if (parsed.help) return "help";
   if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": run takes only flags`);
@@ -96,50 +96,64 @@ export function runConfig(
     tableSettings = selection.tableSettings;
   }
   const config: ServiceConfig = {
-    databaseUrl: v["database-url"] ?? "",
-    mqttUrl: v["mqtt-url"] ?? "",
-    redisUrl: v["redis-url"],
-    redisCa: redisCa(v),
-    tables,
-    publication: v.publication,
-    slot: v.slot,
-    qos: QOS_LEVELS[v.qos],
-    healthPort: v["health-port"],
-    healthHost: v["health-host"],
-    mqttUsername: v["mqtt-username"],
-    mqttPassword: v["mqtt-password"],
-    mqttCaFile: v["mqtt-ca"],
-    mqttCertFile: v["mqtt-cert"],
-    mqttKeyFile: v["mqtt-key"],
-    mqttClientId: v["mqtt-client-id"],
-    maxInFlight: v["max-in-flight"],
-    maxMessageBytes: v["max-message-bytes"],
-    onOversize: v["on-oversize"],
-    deadLetterTopic: v["dead-letter-topic"],
-    batchEvents: v["batch-events"],
-    batchBytes: v["batch-bytes"],
-    standbyPollMs: v["standby-poll-ms"],
-    statusIntervalMs: v["status-interval-ms"],
-    moduleName: v["module-name"],
-    // The embedded broker authenticates and only its local identity may publish RPC requests
-    // (src/embedded/broker.ts): RPC is on there unless told otherwise.
-    rpc: embedded.broker && !rpcGiven(argv, env) ? true : v.rpc,
-    snapshotInitial: v.snapshot === "initial",
-    snapshotChunkSize: v["snapshot-chunk-size"],
-    snapshotModels: v["snapshot-models"] ?? [],
-    snapshotMaxRunning: v["snapshot-max-running"],
-    snapshotStatementTimeoutMs: v["snapshot-statement-timeout"] * 1000,
-    rpcPolicy: {
-      replyPrefixes: v["rpc-reply-prefixes"],
-      operatorPrefixes: v["rpc-operator-prefixes"],
-      maxRequestBytes: v["rpc-max-request-bytes"],
+    source: {
+      databaseUrl: v["database-url"] ?? "",
+      tables,
+      publication: v.publication,
+      slot: v.slot,
+      statusIntervalMs: v["status-interval-ms"],
+      standbyPollMs: v["standby-poll-ms"],
+      dataDir: v["data-dir"],
+      startAfresh: v["start-afresh"],
     },
-    tableSettings,
-    signingKey: signingKeyOf(v),
-    dataDir: v["data-dir"],
-    startAfresh: v["start-afresh"] === true,
+    sink: {
+      mqtt: {
+        url: v["mqtt-url"] ?? "",
+        qos: QOS_LEVELS[v.qos],
+        username: v["mqtt-username"],
+        password: v["mqtt-password"],
+        caFile: v["mqtt-ca"],
+        certFile: v["mqtt-cert"],
+        keyFile: v["mqtt-key"],
+        clientId: v["mqtt-client-id"],
+      },
+      redisUrl: v["redis-url"],
+      redisCa: redisCa(v),
+      maxInFlight: v["max-in-flight"],
+    },
+    pipeline: {
+      maxMessageBytes: v["max-message-bytes"],
+      onOversize: v["on-oversize"],
+      deadLetterTopic: v["dead-letter-topic"],
+      batchEvents: v["batch-events"],
+      batchBytes: v["batch-bytes"],
+      signingKey: signingKeyOf(v),
+      tableSettings,
+    },
+    snapshot: {
+      initial: v.snapshot === "initial",
+      chunkSize: v["snapshot-chunk-size"],
+      models: v["snapshot-models"] ?? [],
+      maxRunning: v["snapshot-max-running"],
+      statementTimeoutMs: v["snapshot-statement-timeout"] * 1000,
+      moduleName: v["module-name"],
+      // The embedded broker authenticates and only its local identity may publish RPC requests
+      // (src/embedded/broker.ts): RPC is on there unless told otherwise.
+      rpc: embedded.broker && !rpcGiven(argv, env) ? true : v.rpc,
+      rpcPolicy: {
+        replyPrefixes: v["rpc-reply-prefixes"],
+        operatorPrefixes: v["rpc-operator-prefixes"],
+        maxRequestBytes: v["rpc-max-request-bytes"],
+      },
+    },
+    ops: {
+      logLevel: v["log-level"],
+      logToMqtt: v["log-to-mqtt"],
+      healthPort: v["health-port"],
+      healthHost: v["health-host"],
+    },
   };
-  return { config, logLevel: v["log-level"], logToMqtt: v["log-to-mqtt"] === true, embedded, preset };
+  return { config, embedded, preset };
 }
 
 /** Whether --rpc was set by flag, environment or config file (its default aside). */
@@ -155,8 +169,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     return 0;
   }
   // --log-to-mqtt: the log lines also go to the broker, connected once its URL is final (embedded or not).
-  const mqttLogs = settings.logToMqtt ? new MqttLogForwarder("tera-cdc") : undefined;
-  const logger = createLogger(settings.logLevel, { tee: mqttLogs?.write });
+  const mqttLogs = settings.config.ops.logToMqtt ? new MqttLogForwarder("tera-cdc") : undefined;
+  const logger = createLogger(settings.config.ops.logLevel, { tee: mqttLogs?.write });
   let service: CdcService | null = null;
   let stopRequested = false;
   const onSignal = (signal: string) => {
@@ -175,25 +189,28 @@ export async function runCommand(argv: string[]): Promise<number> {
   try {
     if (settings.embedded.database || settings.embedded.broker) {
       embedded = await startEmbeddedServices({
-        databaseUrl: settings.embedded.database ? undefined : config.databaseUrl,
-        mqttUrl: settings.embedded.broker ? undefined : config.mqttUrl,
+        databaseUrl: settings.embedded.database ? undefined : config.source.databaseUrl,
+        mqttUrl: settings.embedded.broker ? undefined : config.sink.mqtt.url,
         dataDir: settings.embedded.dataDir,
         broker: settings.embedded.brokerKind,
         logger,
       });
-      config = { ...config, databaseUrl: embedded.databaseUrl, mqttUrl: embedded.mqttUrl };
+      const mqtt = { ...config.sink.mqtt, url: embedded.mqttUrl };
+      config = { ...config, source: { ...config.source, databaseUrl: embedded.databaseUrl }, sink: { ...config.sink, mqtt } };
       // The embedded broker admits its generated identities only: run publishes as tera-cdc's.
-      if (embedded.broker) config = { ...config, mqttUsername: embedded.broker.publisher.username, mqttPassword: embedded.broker.publisher.password };
+      if (embedded.broker) {
+        config = { ...config, sink: { ...config.sink, mqtt: { ...mqtt, username: embedded.broker.publisher.username, password: embedded.broker.publisher.password } } };
+      }
       // RPC is on by default only here: the embedded broker admits its generated identities only
       // and lets only the local commands' identity publish on the RPC topic (docs/security.md).
-      if (embedded.broker && config.rpc === undefined) config = { ...config, rpc: true };
+      if (embedded.broker && config.snapshot.rpc === undefined) config = { ...config, snapshot: { ...config.snapshot, rpc: true } };
       const printed = embedded;
       const printBanner = async () => {
         const page = settings.embedded.gateway && printed.databaseDir && printed.broker ? await startPage(printed) : undefined;
         if (stopRequested) return;
         process.stdout.write(
           embeddedBanner({
-            mqttUrl: config.mqttUrl,
+            mqttUrl: config.sink.mqtt.url,
             database: printed.databaseDir ? { url: printed.printableDatabaseUrl!, dir: printed.databaseDir, pgpassFile: printed.pgpassFile! } : undefined,
             broker: printed.broker,
             dataDirFlag: resolve(settings.embedded.dataDir) === resolve(".tera-cdc") ? undefined : settings.embedded.dataDir,
@@ -211,7 +228,7 @@ export async function runCommand(argv: string[]): Promise<number> {
             mqttUrl: services.mqttUrl,
             broker: services.secrets.broker.local,
             secret: services.secrets.gatewaySecret,
-            moduleName: config.moduleName ?? "tera-cdc",
+            moduleName: config.snapshot.moduleName,
             savedPort: readState(services.dataDir).gatewayPort,
             logger: logger.child({ component: "gateway" }),
           });
@@ -230,7 +247,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       }, 100);
     }
     if (stopRequested) return 0;
-    mqttLogs?.connect(config.mqttUrl, { username: config.mqttUsername, password: config.mqttPassword, caFile: config.mqttCaFile, certFile: config.mqttCertFile, keyFile: config.mqttKeyFile });
+    mqttLogs?.connect(config.sink.mqtt.url, config.sink.mqtt);
     service = new CdcService(config, logger);
     await service.run();
     return 0;

@@ -21,12 +21,12 @@ describe("run --redis-url: settings", () => {
     for (const [argv, env] of [[[...DB, "--redis-url", "redis://u:p@127.0.0.1:6379/2"], {}], [DB, { TERA_CDC_REDIS_URL: "rediss://127.0.0.1:6380" }]] as const) {
       const result = runConfig([...argv], env);
       if (result === "help") throw new Error("help");
-      expect(result.config.redisUrl).toMatch(/^rediss?:\/\//);
+      expect(result.config.sink.redisUrl).toMatch(/^rediss?:\/\//);
       expect(result.embedded.broker).toBe(false);
     }
     const tls = runConfig([...DB, "--redis-url", "rediss://127.0.0.1:6380", "--redis-ca", CA_FILE]);
     if (tls === "help") throw new Error("help");
-    expect(tls.config.redisCa?.toString()).toMatch(/BEGIN CERTIFICATE/);
+    expect(tls.config.sink.redisCa?.toString()).toMatch(/BEGIN CERTIFICATE/);
   });
 
   it("refuses, in one line naming the fix, what Redis cannot do", () => {

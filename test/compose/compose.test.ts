@@ -116,15 +116,15 @@ describe("docker-compose.yml", () => {
     if (settings === "help") throw new Error("help");
     expect(settings.preset).toBe("opentera");
     expect(settings.embedded).toMatchObject({ database: false, broker: false });
-    const database = new URL(settings.config.databaseUrl);
+    const database = new URL(settings.config.source.databaseUrl);
     expect([database.hostname, database.port, database.pathname, database.username]).toEqual(["db", "5432", "/opentera", "tera_cdc"]);
     // The role sql/prepare-database.sql creates, with the password docker/tera-cdc-password.sh sets.
     expect(readFileSync(join(ROOT, "sql/prepare-database.sql"), "utf8")).toMatch(/CREATE ROLE tera_cdc WITH LOGIN REPLICATION/);
     expect(database.password).toBe(withDefaults(db!.environment!.TERA_CDC_DB_PASSWORD!));
-    expect(new URL(settings.config.mqttUrl).host).toBe("broker:1883");
-    expect(settings.config.healthPort).toBe(8080);
-    expect(cdc.healthcheck!.test.join(" ")).toContain(`http://127.0.0.1:${settings.config.healthPort}/healthz`);
-    expect(cdc.ports!.map(withDefaults)).toEqual([`127.0.0.1:8080:${settings.config.healthPort}`]);
+    expect(new URL(settings.config.sink.mqtt.url).host).toBe("broker:1883");
+    expect(settings.config.ops.healthPort).toBe(8080);
+    expect(cdc.healthcheck!.test.join(" ")).toContain(`http://127.0.0.1:${settings.config.ops.healthPort}/healthz`);
+    expect(cdc.ports!.map(withDefaults)).toEqual([`127.0.0.1:8080:${settings.config.ops.healthPort}`]);
   });
 
   it("keeps the database in a named volume", () => {

@@ -65,19 +65,19 @@ describe("run --preset opentera: configuration", () => {
   it("streams the preset's 18 tables with their settings", () => {
     const { config, preset } = configFor(["--preset", "opentera", ...URLS]);
     expect(preset).toBe("opentera");
-    expect(config.tables).toHaveLength(18);
-    expect(config.tableSettings["public.t_users"]!.columns).not.toContain("user_password");
+    expect(config.source.tables).toHaveLength(18);
+    expect(config.pipeline.tableSettings["public.t_users"]!.columns).not.toContain("user_password");
   });
 
   it("takes --tables (or TERA_CDC_TABLES) as a selection of the preset's tables", () => {
     const fromFlag = configFor(["--preset", "opentera", "--tables", "t_devices,t_users", ...URLS]);
-    expect(fromFlag.config.tables).toEqual([
+    expect(fromFlag.config.source.tables).toEqual([
       { schema: "public", table: "t_devices" },
       { schema: "public", table: "t_users" },
     ]);
-    expect(fromFlag.config.tableSettings["public.t_devices"]!.model).toBe("device");
+    expect(fromFlag.config.pipeline.tableSettings["public.t_devices"]!.model).toBe("device");
     const fromEnv = configFor(["--preset", "opentera", ...URLS], { TERA_CDC_TABLES: "t_sites" });
-    expect(fromEnv.config.tables).toEqual([{ schema: "public", table: "t_sites" }]);
+    expect(fromEnv.config.source.tables).toEqual([{ schema: "public", table: "t_sites" }]);
   });
 
   it("reads preset: opentera from the config file, a tables mapping adding to it", () => {
@@ -85,9 +85,9 @@ describe("run --preset opentera: configuration", () => {
     const file = join(dir, "tera-cdc.yaml");
     writeFileSync(file, "preset: opentera\ntables:\n  t_server_settings:\n    columns: [id_server_settings, server_settings_name, server_settings_value]\n");
     const { config } = configFor(["--config", file, ...URLS]);
-    expect(config.tables).toHaveLength(18);
-    expect(config.tableSettings["public.t_server_settings"]!.columns).toContain("server_settings_value");
-    expect(config.tableSettings["public.t_devices"]!.columns).toContain("device_uuid");
+    expect(config.source.tables).toHaveLength(18);
+    expect(config.pipeline.tableSettings["public.t_server_settings"]!.columns).toContain("server_settings_value");
+    expect(config.pipeline.tableSettings["public.t_devices"]!.columns).toContain("device_uuid");
   });
 
   it("rejects an unknown preset with the allowed names", () => {
@@ -98,7 +98,7 @@ describe("run --preset opentera: configuration", () => {
     const embedded = configFor([]);
     expect(embedded.embedded).toMatchObject({ database: true, broker: true, dataDir: ".tera-cdc" });
     expect(embedded.preset).toBe("opentera");
-    expect(embedded.config.tables).toHaveLength(18);
+    expect(embedded.config.source.tables).toHaveLength(18);
     const ownTables = configFor(["--tables", "t_devices", "--data-dir", "/tmp/x"]);
     expect(ownTables.preset).toBeUndefined();
     expect(ownTables.embedded.dataDir).toBe("/tmp/x");

@@ -23,24 +23,24 @@ function config(argv: string[], env: NodeJS.ProcessEnv = {}) {
 describe("run settings: flags > environment > config file > defaults", () => {
   it("uses the documented defaults", () => {
     const c = config(base);
-    expect(c.publication).toBe("tera_cdc");
-    expect(c.slot).toBe("tera_cdc");
-    expect(c.qos).toBe(1);
-    expect(c.healthPort).toBeUndefined();
-    expect(c.tables).toBeUndefined();
+    expect(c.source.publication).toBe("tera_cdc");
+    expect(c.source.slot).toBe("tera_cdc");
+    expect(c.sink.mqtt.qos).toBe(1);
+    expect(c.ops.healthPort).toBeUndefined();
+    expect(c.source.tables).toBeUndefined();
   });
 
   it("takes a flag over the environment over the file", () => {
     const path = file("precedence.yaml", "slot: from_file\npublication: from_file\nqos: 0\n");
     const c = config([...base, "--config", path, "--slot", "from_flag"], { TERA_CDC_PUBLICATION: "from_env", TERA_CDC_SLOT: "from_env" });
-    expect(c.slot).toBe("from_flag");
-    expect(c.publication).toBe("from_env");
-    expect(c.qos).toBe(0);
+    expect(c.source.slot).toBe("from_flag");
+    expect(c.source.publication).toBe("from_env");
+    expect(c.sink.mqtt.qos).toBe(0);
   });
 
   it("reads URLs and tables from the environment", () => {
     const c = config([], { TERA_CDC_DATABASE_URL: "postgresql://a@b/c", TERA_CDC_MQTT_URL: "mqtts://x:8883", TERA_CDC_TABLES: "t_a, audit.t_b" });
-    expect(c.tables).toEqual([
+    expect(c.source.tables).toEqual([
       { schema: "public", table: "t_a" },
       { schema: "audit", table: "t_b" },
     ]);
@@ -52,11 +52,11 @@ describe("run settings: flags > environment > config file > defaults", () => {
       JSON.stringify({ "database-url": "postgres://u@db/app", "mqtt-url": "ws://broker/mqtt", tables: { t_users: { model: "user", exclude: ["user_notes"], "delete-keys": ["user_uuid"] }, "site.t_sites": null } }),
     );
     const c = config(["--config", path]);
-    expect(c.tables).toEqual([
+    expect(c.source.tables).toEqual([
       { schema: "public", table: "t_users" },
       { schema: "site", table: "t_sites" },
     ]);
-    expect(c.tableSettings["public.t_users"]).toEqual({ model: "user", exclude: ["user_notes"], deleteKeys: ["user_uuid"] });
+    expect(c.pipeline.tableSettings["public.t_users"]).toEqual({ model: "user", exclude: ["user_notes"], deleteKeys: ["user_uuid"] });
   });
 
   it.each([
@@ -86,6 +86,6 @@ describe("run settings: flags > environment > config file > defaults", () => {
     const result = runConfig(["--mqtt-url", "mqtt://x"], {});
     if (result === "help") throw new Error("help");
     expect(result.embedded).toEqual({ database: true, broker: false, dataDir: ".tera-cdc", brokerKind: "auto", gateway: true });
-    expect(result.config.mqttUrl).toBe("mqtt://x");
+    expect(result.config.sink.mqtt.url).toBe("mqtt://x");
   });
 });
