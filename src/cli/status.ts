@@ -1,8 +1,7 @@
 import type { SettingSpec } from "../config.js";
 import { publicationTables } from "../source/setup.js";
-import { flagsOnlyCommand } from "./help.js";
+import { flagsOnlyCommand, required } from "./help.js";
 import { type Query, withDatabase } from "../source/database.js";
-import { required } from "./help.js";
 import { settingsNamed } from "./run-settings.js";
 import { LOCAL_DATA_DIR_SETTING } from "../embedded/local.js";
 

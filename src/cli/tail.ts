@@ -1,15 +1,16 @@
+import { type ChangeOp, OP_OF_DB_EVENT_TYPE } from "../model/events.js";
 import { createClient } from "redis";
 import { connectBroker, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
 import { ConfigError, type MqttCredentialSettings, mqttCredentials, redisCa, type SettingSpec } from "../config.js";
 import { redisClientOptions } from "../sinks/redis/connection.js";
 import { DATABASE_EVENTS_TOPIC_PREFIX, decodeTeraEvent, toMqttTopic, unpackAny } from "../messages/index.js";
-import { createLogger, type Logger, type LogLevel, redactUrl } from "../ops/log.js";
-import { flagsOnlyCommand } from "./help.js";
-import { required } from "./help.js";
+import { createLogger, type Logger, redactUrl } from "../ops/log.js";
+import { flagsOnlyCommand, required } from "./help.js";
 import { settingsNamed } from "./run-settings.js";
 import { LOCAL_DATA_DIR_SETTING } from "../embedded/local.js";
 
-export type TailOp = "create" | "update" | "delete" | "truncate";
+/** The operation of a printed event (a truncate travels as a delete with the op property "truncate"). */
+export type TailOp = ChangeOp;
 
 /** One DatabaseEvent as `tail` prints it. */
 export interface TailEvent {
@@ -25,8 +26,6 @@ export interface TailEvent {
   readonly unchanged?: string[];
   readonly object: unknown;
 }
-
-const OP_BY_TYPE: Record<number, TailOp> = { 1: "create", 2: "update", 3: "delete" };
 
 /**
  * Decodes one MQTT message into the DatabaseEvents it carries (a batched TeraEvent carries
@@ -54,7 +53,7 @@ export function decodeTailEvents(topic: string, payload: Uint8Array, properties:
     } catch {
       object = db.objectValue;
     }
-    let op: TailOp | "unknown" = decoded.message.events.length === 1 && singleOp ? singleOp : (OP_BY_TYPE[db.type] ?? "unknown");
+    let op: TailOp | "unknown" = decoded.message.events.length === 1 && singleOp ? singleOp : (OP_OF_DB_EVENT_TYPE[db.type] ?? "unknown");
     // MQTT 3.1.1 carries no op property: a truncate is still told apart, as the client library
     // does (src/client/change.ts), since a delete always carries its keys.
     if (props.op === undefined && op === "delete" && isEmptyObject(object)) op = "truncate";

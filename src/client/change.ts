@@ -6,10 +6,11 @@
  * property `count` says how many, `seq` is the first one's index in the transaction and `op` lists
  * each one's operation, comma-separated. A TRUNCATE is a DB_DELETE with object `{}` and op=truncate.
  */
-import { DatabaseEvent_EventType, decodeTeraEvent, type TeraEvent, unpackAny } from "../messages/index.js";
+import { decodeTeraEvent, type TeraEvent, unpackAny } from "../messages/index.js";
 import { type Lsn, parseLsn } from "../lsn.js";
+import { type ChangeOp, OP_OF_DB_EVENT_TYPE } from "../model/events.js";
 
-export type ChangeOp = "create" | "update" | "delete" | "truncate";
+export type { ChangeOp } from "../model/events.js";
 
 export const CHANGE_OPS: readonly ChangeOp[] = ["create", "update", "delete", "truncate"];
 
@@ -64,12 +65,6 @@ export class ChangeDecodeError extends Error {
 
 /** lsnValue of a change received without a position (MQTT 3.1.1 broker). */
 export const NO_POSITION: Lsn = -1n;
-
-const OP_BY_TYPE: Partial<Record<DatabaseEvent_EventType, ChangeOp>> = {
-  [DatabaseEvent_EventType.DB_CREATE]: "create",
-  [DatabaseEvent_EventType.DB_UPDATE]: "update",
-  [DatabaseEvent_EventType.DB_DELETE]: "delete",
-};
 
 /**
  * Decodes one MQTT message into its changes. Throws ChangeDecodeError when the payload is not a
@@ -137,7 +132,7 @@ export function decodeChanges(
       throw new ChangeDecodeError(topic, `event ${index} is ${what}, expected a DatabaseEvent`);
     }
     const event = unpacked.message;
-    let op = OP_BY_TYPE[event.type];
+    let op: ChangeOp | undefined = OP_OF_DB_EVENT_TYPE[event.type];
     if (op === undefined) throw new ChangeDecodeError(topic, `event ${index} has DatabaseEvent type ${event.type}, expected DB_CREATE, DB_UPDATE or DB_DELETE`);
     if (op === "delete" && ops[index] === "truncate") op = "truncate";
     let object: Record<string, unknown>;

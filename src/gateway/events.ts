@@ -1,5 +1,6 @@
 import { type DatabaseEvent, DatabaseEvent_EventType, decodeTeraEvent, unpackAny } from "../messages/index.js";
 import { parseLsn, type Lsn } from "../lsn.js";
+import { OP_OF_DB_EVENT_TYPE } from "../model/events.js";
 
 /** One row change as the gateway keeps and forwards it: one DatabaseEvent with its position. */
 export interface GatewayEvent {
@@ -24,12 +25,6 @@ export interface GatewayEvent {
   /** Payload size, for the ring buffer's byte bound. */
   readonly bytes: number;
 }
-
-const OP_OF_TYPE: Record<number, string> = {
-  [DatabaseEvent_EventType.DB_CREATE]: "create",
-  [DatabaseEvent_EventType.DB_UPDATE]: "update",
-  [DatabaseEvent_EventType.DB_DELETE]: "delete",
-};
 
 /** Orders two positions: negative when a is before b. */
 export function comparePositions(a: { lsn: Lsn; seq: number }, b: { lsn: Lsn; seq: number }): number {
@@ -69,7 +64,7 @@ export function eventsFromMessage(payload: Uint8Array, properties: Readonly<Reco
     } catch {
       throw new Error(`DatabaseEvent of ${db.objectType} whose object_value is not JSON`);
     }
-    const op = ops.length === teraEvent.events.length ? ops[index]! : ops[0] === "truncate" ? "truncate" : (OP_OF_TYPE[db.type] ?? "unknown");
+    const op = ops.length === teraEvent.events.length ? ops[index]! : ops[0] === "truncate" ? "truncate" : (OP_OF_DB_EVENT_TYPE[db.type] ?? "unknown");
     out.push({
       lsnText,
       lsn,

@@ -8,7 +8,7 @@ export type ChangeOp = "create" | "update" | "delete" | "truncate";
 export const DB_EVENT_TYPE: Readonly<Record<ChangeOp, number>> = { create: 1, update: 2, delete: 3, truncate: 3 };
 
 /** The operation a DatabaseEvent.EventType number stands for (a truncate travels as a delete). */
-export const OP_OF_DB_EVENT_TYPE: Readonly<Record<number, Exclude<ChangeOp, "truncate">>> = { 1: "create", 2: "update", 3: "delete" };
+export const OP_OF_DB_EVENT_TYPE: Readonly<Partial<Record<number, Exclude<ChangeOp, "truncate">>>> = { 1: "create", 2: "update", 3: "delete" };
 
 export interface ObjectJson {
   /** JSON object text with the published columns in alphabetical order. */
