@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import pg from "pg";
 import type { ReceivedEvent } from "../harness/consumer.js";
 import type { PostgresServer } from "../harness/postgres.js";
@@ -10,36 +11,52 @@ import { waitFor } from "../harness/ports.js";
  * inserts), and the delivery check an independent consumer applies to what reached the broker.
  */
 
+/** Where a workload's tables live: the cluster's default database, or one of its own. */
+export type WorkloadDatabase = Pick<PostgresServer, "url" | "query">;
+
 export interface Workload {
   readonly tables: readonly string[];
   /** `--tables` value. */
   readonly tableList: string;
+  /** The name of each table's key column. */
+  readonly idColumn: Readonly<Record<string, string>>;
+  /**
+   * An INSERT ... SELECT of rows `first`..`last` into `table`, the row id being `i` of
+   * generate_series; `tag` (an SQL expression) and `padBytes` of text make rows tell apart and weigh.
+   */
+  insertRows(table: string, first: string, last: string, tag: string, padBytes: number): string;
 }
 
 /** Two insert-only tables `<prefix>_a` and `<prefix>_b`; their rows are the committed changes. */
-export async function createWorkload(db: PostgresServer, prefix: string): Promise<Workload> {
+export async function createWorkload(db: WorkloadDatabase, prefix: string): Promise<Workload> {
   const tables = [`${prefix}_a`, `${prefix}_b`];
   for (const table of tables) {
     await db.query(`CREATE TABLE ${table} (id bigint PRIMARY KEY, n int NOT NULL, note text NOT NULL)`);
   }
-  return { tables, tableList: tables.join(",") };
+  return {
+    tables,
+    tableList: tables.join(","),
+    idColumn: Object.fromEntries(tables.map((t) => [t, "id"])),
+    insertRows: (table, first, last, tag, padBytes) => `INSERT INTO ${table} SELECT i, ${tag}, repeat('x', ${padBytes}) FROM generate_series(${first}, ${last}) i`,
+  };
 }
 
 /**
  * Commits `transactions` transactions of `rowsPerTransaction` inserts each, alternating the
  * tables, inside the server (a DO block with COMMIT): a backlog of WAL written in well under a second.
  */
-export async function writeBacklog(db: PostgresServer, workload: Workload, transactions: number, rowsPerTransaction: number, firstId = 1, noteBytes = 100): Promise<void> {
+export async function writeBacklog(db: WorkloadDatabase, workload: Workload, transactions: number, rowsPerTransaction: number, firstId = 1, noteBytes = 100): Promise<void> {
   const [a, b] = workload.tables;
+  const rows = (table: string) => workload.insertRows(table, "first", `first + ${rowsPerTransaction - 1}`, "t", noteBytes);
   await db.query(`DO $$
     DECLARE first bigint;
     BEGIN
       FOR t IN 0..${transactions - 1} LOOP
         first := ${firstId} + t::bigint * ${rowsPerTransaction};
         IF t % 2 = 0 THEN
-          INSERT INTO ${a} SELECT i, t, repeat('x', ${noteBytes}) FROM generate_series(first, first + ${rowsPerTransaction - 1}) i;
+          ${rows(a!)};
         ELSE
-          INSERT INTO ${b} SELECT i, t, repeat('x', ${noteBytes}) FROM generate_series(first, first + ${rowsPerTransaction - 1}) i;
+          ${rows(b!)};
         END IF;
         COMMIT;
       END LOOP;
@@ -57,7 +74,7 @@ export interface Writer {
  * reconnecting when the server goes away. A transaction whose COMMIT fails is not counted; the
  * tables stay the ground truth either way.
  */
-export function startWriter(db: PostgresServer, workload: Workload, options: { rowsPerTransaction?: number; pauseMs?: number; firstId?: number } = {}): Writer {
+export function startWriter(db: WorkloadDatabase, workload: Workload, options: { rowsPerTransaction?: number; pauseMs?: number; firstId?: number } = {}): Writer {
   const rows = options.rowsPerTransaction ?? 50;
   const pauseMs = options.pauseMs ?? 5;
   let nextId = options.firstId ?? 1_000_000;
@@ -76,7 +93,7 @@ export function startWriter(db: PostgresServer, workload: Workload, options: { r
         const table = workload.tables[turn++ % workload.tables.length]!;
         const first = nextId;
         nextId += rows;
-        await client.query(`INSERT INTO ${table} SELECT i, ${turn}, repeat('w', 200) FROM generate_series(${first}, ${first + rows - 1}) i`);
+        await client.query(workload.insertRows(table, String(first), String(first + rows - 1), String(turn), 200));
         committed++;
       } catch {
         await client?.end().catch(() => {});
@@ -97,10 +114,10 @@ export function startWriter(db: PostgresServer, workload: Workload, options: { r
 }
 
 /** Every committed row id per `schema.table`, in id (= commit) order. */
-export async function committedIds(db: PostgresServer, workload: Workload): Promise<Map<string, number[]>> {
+export async function committedIds(db: WorkloadDatabase, workload: Workload): Promise<Map<string, number[]>> {
   const result = new Map<string, number[]>();
   for (const table of workload.tables) {
-    const rows = (await db.query(`SELECT id FROM ${table} ORDER BY id`)).rows as { id: string }[];
+    const rows = (await db.query(`SELECT ${workload.idColumn[table]} AS id FROM ${table} ORDER BY 1`)).rows as { id: string }[];
     result.set(`public.${table}`, rows.map((r) => Number(r.id)));
   }
   return result;
@@ -220,7 +237,7 @@ export function duplicatesOutsideTail(firstRun: readonly ReceivedEvent[], all: r
 }
 
 /** The slot's confirmed_flush_lsn. */
-export async function confirmedPosition(db: PostgresServer, slot: string): Promise<bigint> {
+export async function confirmedPosition(db: WorkloadDatabase, slot: string): Promise<bigint> {
   const row = (await db.query("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1", [slot])).rows[0] as { lsn: string };
   return lsnValue(row.lsn);
 }
@@ -248,4 +265,50 @@ export async function walsenderPid(db: PostgresServer, slot: string): Promise<nu
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The sample OpenTera schema (OpenTera's tables, columns and keys), as `npm start` loads it. */
+const OPENTERA_SCHEMA = join(import.meta.dirname, "..", "..", "sql", "opentera-schema.sql");
+
+/** A workload on OpenTera's own tables, in a database of its own, for `run --preset opentera`. */
+export interface OpenTeraWorkload extends Workload {
+  readonly db: WorkloadDatabase;
+  /** The table (`public.<table>`) of each model the workload writes. */
+  readonly tableOfModel: Readonly<Record<string, string>>;
+}
+
+/**
+ * Creates database `name` with OpenTera's schema; the workload inserts sites and user groups
+ * (models site and user_group), the two OpenTera tables whose rows need nothing else to exist.
+ */
+export async function createOpenTeraWorkload(server: PostgresServer, name: string): Promise<OpenTeraWorkload> {
+  await server.query(`CREATE DATABASE ${name}`);
+  const url = new URL(server.url);
+  url.pathname = `/${name}`;
+  const db: WorkloadDatabase = {
+    url: url.toString(),
+    async query(sql: string, params?: unknown[]) {
+      const client = new pg.Client({ connectionString: url.toString() });
+      await client.connect();
+      try {
+        return await client.query(sql, params);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+  await db.query(readFileSync(OPENTERA_SCHEMA, "utf8"));
+  const tables = ["t_sites", "t_users_groups"];
+  const insertRows = (table: string, first: string, last: string, tag: string, padBytes: number) =>
+    table === "t_sites"
+      ? `INSERT INTO t_sites (id_site, site_name, site_2fa_required) SELECT i, 'site ' || i || ' of ' || ${tag} || repeat('x', ${padBytes}), i % 2 = 0 FROM generate_series(${first}, ${last}) i`
+      : `INSERT INTO t_users_groups (id_user_group, user_group_name) SELECT i, 'group ' || i || ' of ' || ${tag} || repeat('x', ${padBytes}) FROM generate_series(${first}, ${last}) i`;
+  return {
+    db,
+    tables,
+    tableList: tables.join(","),
+    idColumn: { t_sites: "id_site", t_users_groups: "id_user_group" },
+    insertRows,
+    tableOfModel: { site: "public.t_sites", user_group: "public.t_users_groups" },
+  };
 }

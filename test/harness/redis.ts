@@ -71,6 +71,8 @@ function canConnect(port: number): Promise<boolean> {
  */
 export interface RedisGate {
   readonly url: string;
+  /** Bytes relayed from clients to Redis so far (commands sent, answered or not). */
+  bytesToRedis(): number;
   close(): Promise<void>;
   open(): Promise<void>;
   shutdown(): Promise<void>;
@@ -80,6 +82,7 @@ export async function startGate(target: number): Promise<RedisGate> {
   const port = await freePort();
   const sockets = new Set<Socket>();
   let closed = false;
+  let relayed = 0;
   const server: Server = createServer((client) => {
     if (closed) {
       client.destroy();
@@ -95,6 +98,7 @@ export async function startGate(target: number): Promise<RedisGate> {
     };
     client.on("error", end).on("close", end);
     upstream.on("error", end).on("close", end);
+    client.on("data", (chunk: Buffer) => (relayed += chunk.length));
     client.pipe(upstream);
     upstream.pipe(client);
   });
@@ -112,6 +116,7 @@ export async function startGate(target: number): Promise<RedisGate> {
   };
   return {
     url: `redis://127.0.0.1:${port}`,
+    bytesToRedis: () => relayed,
     close: cut,
     async open() {
       if (!closed) return;
