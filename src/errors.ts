@@ -27,6 +27,24 @@ function codeOf(error: unknown): string | undefined {
   return typeof code === "string" ? code : undefined;
 }
 
+/** SQLSTATEs (PostgreSQL's Appendix A) the code acts on, by name: tested with hasSqlState, never by message text. */
+export const SQLSTATE = {
+  /** The slot (or another object) is gone: a dropped slot, or a failover to a server without it. */
+  undefinedObject: "42704",
+  /** Created meanwhile by someone else (a slot another instance created first). */
+  duplicateObject: "42710",
+  /** In use: the slot is active for another walsender. */
+  objectInUse: "55006",
+} as const;
+
+/** Whether the error, or an error it was caused by (a classified error keeps its cause), carries this SQLSTATE. */
+export function hasSqlState(error: unknown, state: string): boolean {
+  for (let e: unknown = error, depth = 0; e !== null && e !== undefined && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    if (codeOf(e) === state) return true;
+  }
+  return false;
+}
+
 /**
  * The one place that decides whether a database error means the connection is gone (worth a
  * reconnect): no SQLSTATE at all (a socket error: ECONNRESET, ECONNREFUSED, "Connection

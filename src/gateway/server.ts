@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { MqttClient } from "mqtt";
-import { openClient, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
+import { classifyConnectError, openClient, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
 import { WebSocket, WebSocketServer } from "ws";
 import { databaseEventTopic, encodeMessage, moduleRpcTopic, toMqttTopic } from "../messages/index.js";
 import { ConfigError } from "../errors.js";
@@ -294,8 +294,7 @@ export class Gateway {
     });
     client.on("error", (error) => {
       // CONNACK "unacceptable protocol version" (3.1.1 code 1, MQTT 5 reason 132): retrying cannot help.
-      const code = (error as Error & { code?: number }).code;
-      if (!this.mqttEverConnected && (code === 1 || code === 132 || /unacceptable protocol version|unsupported protocol version/i.test(error.message))) {
+      if (!this.mqttEverConnected && classifyConnectError(error) === "unsupported-protocol") {
         // Forced and forgotten: a later stop() must not wait on a client that never connected.
         client.end(true);
         this.mqtt = null;

@@ -8,7 +8,7 @@ import { redactUrl } from "../ops/log.js";
 import { PipelineStats } from "../pipeline/stats.js";
 import type { MqttSink } from "../sinks/mqtt/sink.js";
 import type { RedisSink } from "../sinks/redis/sink.js";
-import { FatalError } from "../errors.js";
+import { FatalError, hasSqlState, SQLSTATE } from "../errors.js";
 import { readCredentials } from "../mqtt/connect.js";
 import { formatLsn, type Lsn } from "../lsn.js";
 import { type Query, withDatabase } from "../source/database.js";
@@ -245,7 +245,7 @@ export class CdcService {
       const error = await Promise.race([ended, this.stopped]);
       if (error === "stop") break;
       // The slot vanished under the stream (dropped; or a failover to a server without it): stop and say what may be missed.
-      if ((error as { code?: string }).code === "42704" && this.origin) {
+      if (hasSqlState(error, SQLSTATE.undefinedObject) && this.origin) {
         const confirmed = await this.tearDownStream();
         throw await this.origin.slotGone(this.databaseUrl, confirmed);
       }

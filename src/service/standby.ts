@@ -1,3 +1,4 @@
+import { hasSqlState, SQLSTATE } from "../errors.js";
 import type { Query } from "../source/database.js";
 import { slotHolder } from "../source/setup.js";
 
@@ -26,5 +27,5 @@ export async function waitWhileSlotHeld(options: {
 
 /** The replication connection was refused because another process streams from the slot. */
 export function isSlotInUse(error: Error): boolean {
-  return (error as { code?: string }).code === "55006" || /is active for PID/i.test(error.message);
+  return hasSqlState(error, SQLSTATE.objectInUse);
 }

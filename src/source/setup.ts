@@ -1,4 +1,4 @@
-import { ConfigError } from "../errors.js";
+import { ConfigError, hasSqlState, SQLSTATE } from "../errors.js";
 import type { Query } from "./database.js";
 import type pg from "pg";
 import type { RelationColumn, RelationMessage, ReplicaIdentity } from "../decode/pgoutput.js";
@@ -231,7 +231,7 @@ export async function prepareDatabase(query: Query, options: PrepareOptions): Pr
       slotCreated = true;
     } catch (error) {
       // Another instance created it between our look and our create: that is fine.
-      if ((error as { code?: string }).code !== "42710") throw error;
+      if (!hasSqlState(error, SQLSTATE.duplicateObject)) throw error;
     }
   } else if (slot.rows[0].plugin !== "pgoutput" || slot.rows[0].slot_type !== "logical") {
     throw new PrerequisiteError(

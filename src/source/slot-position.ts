@@ -1,3 +1,4 @@
+import { hasSqlState, SQLSTATE } from "../errors.js";
 import { type Lsn, parseLsn } from "../lsn.js";
 import type { Query } from "./database.js";
 
@@ -46,8 +47,7 @@ export async function persistConfirmedPosition(query: Query, slot: string, timeo
       if (!row) return { persisted: false, reason: `no logical slot ${slot}` };
       return { persisted: true, lsn: parseLsn(row.lsn) };
     } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code !== "55006" || Date.now() >= deadline) return { persisted: false, reason: (error as Error).message };
+      if (!hasSqlState(error, SQLSTATE.objectInUse) || Date.now() >= deadline) return { persisted: false, reason: (error as Error).message };
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { classifyDatabaseError, ConfigError, FatalError, isConnectionError, isTransient, TransientError } from "../../src/errors.js";
+import { classifyDatabaseError, ConfigError, FatalError, hasSqlState, isConnectionError, isTransient, SQLSTATE, TransientError } from "../../src/errors.js";
 
 describe("error classes and the one classifier", () => {
   it("tells a lost connection from a refusal by SQLSTATE class or a socket error, not by message text", () => {
@@ -27,5 +27,14 @@ describe("error classes and the one classifier", () => {
     expect(classifyDatabaseError(config, "y")).toBe(config);
     expect(config).toBeInstanceOf(FatalError);
     expect(isTransient(new TransientError("t"))).toBe(true);
+  });
+
+  it("finds a SQLSTATE on the error or on what caused it, and never in the message", () => {
+    const inUse = Object.assign(new Error('replication slot "s" is active for PID 42'), { code: "55006" });
+    expect(hasSqlState(inUse, SQLSTATE.objectInUse)).toBe(true);
+    expect(hasSqlState(new TransientError("stream lost", { cause: inUse }), SQLSTATE.objectInUse)).toBe(true);
+    expect(hasSqlState(new Error('replication slot "s" is active for PID 42'), SQLSTATE.objectInUse)).toBe(false);
+    expect(hasSqlState(Object.assign(new Error("x"), { code: "42704" }), SQLSTATE.objectInUse)).toBe(false);
+    expect(hasSqlState(undefined, SQLSTATE.undefinedObject)).toBe(false);
   });
 });
