@@ -21,12 +21,13 @@ import { type CdcProcess, startCdc } from "../test/harness/cdc.js";
 import { waitFor } from "../test/harness/ports.js";
 import { type PostgresServer, startPostgres } from "../test/harness/postgres.js";
 import { exited, spawnTracked } from "../test/harness/processes.js";
+import { benchRedis } from "./redis.js";
 import { type Figure, figure, percentile, type Ratio, ratio, renderSvg, renderTable, type Target, target } from "./report.js";
 
 const PG_BIN = process.env.TERA_CDC_PG_BIN ?? "/usr/lib/postgresql/15/bin";
 const BARE_PUBLISHER = join(import.meta.dirname, "bare-publisher.mjs");
 const TOPIC_PREFIX = "module/TeraServer/DatabaseModule/events/";
-const SECTIONS = ["bulk", "pgbench", "opentera", "latency", "memory", "peers", "signing"] as const;
+const SECTIONS = ["bulk", "pgbench", "opentera", "latency", "memory", "peers", "signing", "redis"] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Settings {
@@ -77,7 +78,7 @@ function parseArgs(argv: string[]): Options {
       for (const n of names) if (!SECTIONS.includes(n as Section)) throw new Error(`--only ${n}: unknown section; use some of ${SECTIONS.join(",")}`);
       only = new Set(names as Section[]);
     } else if (arg === "--help" || arg === "-h") {
-      process.stdout.write("usage: npm run bench -- [--quick] [--json FILE] [--svg FILE] [--only bulk,pgbench,opentera,latency,memory,peers,signing] [--rows N] [--reps N] [--profile DIR]\n");
+      process.stdout.write("usage: npm run bench -- [--quick] [--json FILE] [--svg FILE] [--only bulk,pgbench,opentera,latency,memory,peers,signing,redis] [--rows N] [--reps N] [--profile DIR]\n");
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}; see --help`);
   }
@@ -242,7 +243,7 @@ class Bench {
     return this.pgServer.query(text, params);
   }
 
-  private async startTeraCdc(name: string, table: string, extra: string[] = []): Promise<CdcProcess> {
+  private async startTeraCdc(name: string, table: string, extra: string[] = [], sink: { mqttUrl: string } | { redisUrl: string } = { mqttUrl: this.broker.url }): Promise<CdcProcess> {
     const env: Record<string, string> = {};
     if (process.env.BENCH_CDC_NODE_OPTIONS) env.NODE_OPTIONS = process.env.BENCH_CDC_NODE_OPTIONS;
     if (this.options.profileDir) {
@@ -253,7 +254,7 @@ class Bench {
     }
     return startCdc({
       databaseUrl: this.pgServer.url,
-      mqttUrl: this.broker.url,
+      ...sink,
       args: ["--tables", table, "--slot", name, "--publication", name, "--log-level", "warn", "--max-in-flight", String(this.s.inFlight), ...extra],
       env,
     });
@@ -643,6 +644,19 @@ class Bench {
     }
   }
 
+  /** The Redis sink (bench/redis.ts): tera-cdc --redis-url beside a bare node-redis publisher. */
+  async redis(): Promise<void> {
+    await benchRedis({
+      rows: this.s.rows,
+      reps: this.s.reps,
+      inFlight: this.s.inFlight,
+      sql: (text) => this.sql(text),
+      startTeraCdc: (name, table, redisUrl) => this.startTeraCdc(name, table, [], { redisUrl }),
+      stopTeraCdc: (cdc, slot) => this.stopTeraCdc(cdc, slot),
+      add: (id, label, unit, group, value) => this.results.add(id, label, unit, group, value),
+    });
+  }
+
   summarize(): { figures: Figure[]; ratios: Ratio[]; targets: Target[] } {
     const figures = this.results.figures();
     const byId = new Map(figures.map((f) => [f.id, f]));
@@ -658,6 +672,7 @@ class Bench {
       ratio("(c) tera-cdc batched / pg_recvlogical", byId, "cdc-opentera-batched", "recv-opentera"),
       ratio("peers: pgbench tps with trigger / without", byId, "peer-trigger-tps", "peer-plain-tps"),
       ratio("signing: changes/s signed / unsigned", byId, "cdc-sign-signed", "cdc-sign-unsigned"),
+      ratio("redis: tera-cdc 1 event/PUBLISH / bare node-redis PUBLISH", byId, "cdc-redis-single", "bare-redis"),
       ratio("signing: run's CPU per change signed / unsigned", byId, "cpu-sign-signed", "cpu-sign-unsigned"),
       ratio("peers: pgbench tps with tera-cdc streaming / without trigger or CDC", byId, "pgbench-tps-cdc", "peer-plain-tps"),
     ].filter((r): r is Ratio => r !== null);
@@ -697,6 +712,7 @@ async function main(): Promise<void> {
     if (options.only.has("memory")) await bench.memory();
     if (options.only.has("peers")) await bench.peers();
     if (options.only.has("signing")) await bench.signing();
+    if (options.only.has("redis")) await bench.redis();
   } catch (error) {
     failure = error as Error;
   } finally {
