@@ -11,6 +11,8 @@ command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 /usr/bin/python3 -c 'import google.protobuf' >/dev/null 2>&1 || need+=(python3-protobuf)
 # The brokers and databases the tests start on free ports (unless a Docker engine runs them).
 [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+# The broker-cluster failover test (test/faults/broker-cluster.test.ts) runs three NATS nodes (MQTT + JetStream).
+[ -x "${TERA_CDC_NATS_SERVER:-/usr/sbin/nats-server}" ] || need+=(nats-server)
 # The Redis sink's fault and contract tests start their own redis-server.
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)

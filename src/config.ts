@@ -5,6 +5,7 @@ import { ConfigError } from "./errors.js";
 import { readCredentials } from "./mqtt/connect.js";
 import { splitHosts } from "./source/host-list.js";
 import { redactUrl } from "./ops/log.js";
+import { splitUrlList } from "./redact.js";
 import type { TableSettings } from "./model/plan.js";
 import { readSigningKey, SigningKeyError } from "./signing-key.js";
 import { parseTableRef, type TableRef } from "./source/setup.js";
@@ -19,7 +20,8 @@ export { ConfigError } from "./errors.js";
 type Kind =
   | { type: "string" }
   /** `libpqSslModes`: the URL's sslmode means what it means to libpq and psql (withLibpqSslModes). */
-  | { type: "url"; schemes: readonly string[]; requireHost?: boolean; libpqSslModes?: boolean; multiHost?: boolean }
+  /** `brokerList`: a comma-separated list of URLs, the nodes of one MQTT broker cluster (src/mqtt/connect.ts). */
+  | { type: "url"; schemes: readonly string[]; requireHost?: boolean; libpqSslModes?: boolean; multiHost?: boolean; brokerList?: boolean }
   | { type: "int"; min: number; max: number }
   | { type: "enum"; values: readonly string[] }
   | { type: "list" }
@@ -142,7 +144,7 @@ function describe(kind: Kind): string {
     case "string":
       return "a string";
     case "url":
-      return `a URL starting with ${kind.schemes.map((s) => `${s}://`).join(", ")}`;
+      return `a URL starting with ${kind.schemes.map((s) => `${s}://`).join(", ")}${kind.brokerList ? " (or a comma-separated list of them: the brokers of one cluster)" : ""}`;
     case "int":
       return `a whole number from ${kind.min} to ${kind.max}`;
     case "enum":
@@ -159,6 +161,8 @@ function describe(kind: Kind): string {
 }
 
 function validate(spec: SettingSpec, raw: unknown, source: string): string | number | boolean | string[] {
+  // A config file may give a broker list as a YAML/JSON list: the same as the comma-separated text.
+  if (spec.kind.type === "url" && spec.kind.brokerList && Array.isArray(raw) && raw.length > 0 && raw.every((x) => typeof x === "string")) raw = raw.join(",");
   // URLs may carry a password: shown redacted, like in the logs.
   const shown = spec.secret ? "(hidden)" : spec.kind.type === "url" && typeof raw === "string" ? JSON.stringify(redactUrl(raw)) : JSON.stringify(raw);
   const fail = (why = ""): never => {
@@ -180,15 +184,28 @@ function validate(spec: SettingSpec, raw: unknown, source: string): string | num
           return fail(` (${(error as Error).message})`);
         }
       }
-      for (const one of each) {
+      if (kind.brokerList) each = splitUrlList(raw);
+      const parsedUrls: URL[] = [];
+      for (const [index, one] of each.entries()) {
+        const which = each.length > 1 ? `broker ${index + 1} of ${each.length}: ` : "";
         let parsed: URL;
         try {
           parsed = new URL(one);
         } catch {
-          return fail(" (not a URL)");
+          return fail(kind.brokerList && one.includes(",") ? ` (${which}each broker of a list is a whole URL: mqtt://a:1883,mqtt://b:1883)` : ` (${which}not a URL)`);
         }
-        if (!kind.schemes.includes(parsed.protocol.replace(/:$/, ""))) fail(` (scheme ${parsed.protocol})`);
-        if (kind.requireHost && !parsed.hostname) fail(" (no host)");
+        if (!kind.schemes.includes(parsed.protocol.replace(/:$/, ""))) fail(` (${which}scheme ${parsed.protocol})`);
+        if (kind.requireHost && !parsed.hostname) fail(` (${which}no host)`);
+        if (each.length > 1 && !parsed.hostname) fail(` (${which}no host)`);
+        parsedUrls.push(parsed);
+      }
+      // One client, one set of credentials and one WebSocket path for every broker of a list.
+      const first = parsedUrls[0]!;
+      if (parsedUrls.some((u) => u.username !== first.username || u.password !== first.password)) {
+        fail(" (the brokers' URLs carry different user names or passwords: give them once, in mqtt-username and mqtt-password)");
+      }
+      if (parsedUrls.some((u) => u.protocol.startsWith("ws") && first.protocol.startsWith("ws") && u.pathname !== first.pathname)) {
+        fail(" (the brokers' WebSocket URLs have different paths: one path for every broker of a list)");
       }
       return kind.libpqSslModes ? withLibpqSslModes(raw) : raw;
     }

@@ -17,7 +17,7 @@ const EXAMPLES = [
 
 /** Settings of `tera-cdc gateway`. */
 export const GATEWAY_SETTINGS = [
-  { name: "mqtt-url", env: "TERA_CDC_MQTT_URL", kind: { type: "url", schemes: ["mqtt", "mqtts", "ws", "wss", "tcp", "ssl"] }, help: "MQTT broker URL (MQTT 5: the events' lsn/seq are user properties)" },
+  { name: "mqtt-url", env: "TERA_CDC_MQTT_URL", kind: { type: "url", schemes: ["mqtt", "mqtts", "ws", "wss", "tcp", "ssl"], brokerList: true }, help: "MQTT broker URL, or a comma-separated list of a cluster's brokers (MQTT 5: the events' lsn/seq are user properties)" },
   { name: "mqtt-username", env: "TERA_CDC_MQTT_USERNAME", kind: { type: "string" }, help: "broker user name" },
   { name: "mqtt-password", env: "TERA_CDC_MQTT_PASSWORD", kind: { type: "string" }, help: "broker password", secret: true },
   { name: "mqtt-ca", env: "TERA_CDC_MQTT_CA", kind: { type: "file" }, help: "CA certificate file for mqtts:// and wss://" },

@@ -3,7 +3,7 @@ import type { SettingSpec } from "../config.js";
 /** Settings of `tera-cdc run`. */
 export const RUN_SETTINGS = [
   { name: "database-url", env: "TERA_CDC_DATABASE_URL", kind: { type: "url", schemes: ["postgres", "postgresql"], libpqSslModes: true, multiHost: true }, help: "PostgreSQL connection URL; several hosts (postgres://u@a:5432,b:5432/db) follow the read-write one (target_session_attrs)", secret: false },
-  { name: "mqtt-url", env: "TERA_CDC_MQTT_URL", kind: { type: "url", schemes: ["mqtt", "mqtts", "ws", "wss", "tcp", "ssl"], requireHost: true }, help: "MQTT broker URL" },
+  { name: "mqtt-url", env: "TERA_CDC_MQTT_URL", kind: { type: "url", schemes: ["mqtt", "mqtts", "ws", "wss", "tcp", "ssl"], requireHost: true, brokerList: true }, help: "MQTT broker URL, or a comma-separated list of a cluster's brokers (mqtt://a:1883,mqtt://b:1883): the first that answers, then the next when one is lost (docs/scaling.md)" },
   { name: "redis-url", env: "TERA_CDC_REDIS_URL", kind: { type: "url", schemes: ["redis", "rediss"], requireHost: true }, help: "Redis URL redis://[user:password@]host:port[/db] (rediss:// for TLS): PUBLISH on OpenTera's dotted channels instead of MQTT" },
   { name: "redis-ca", env: "TERA_CDC_REDIS_CA", kind: { type: "file", pem: "certificate" }, help: "CA certificate file that signed the Redis server's certificate (rediss:// with a private CA)" },
   { name: "tables", env: "TERA_CDC_TABLES", kind: { type: "list" }, help: "comma list of table or schema.table (default: the publication's tables)" },

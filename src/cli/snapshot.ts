@@ -16,7 +16,7 @@ const EXAMPLES = [
 ];
 
 export const SNAPSHOT_SETTINGS = [
-  { name: "mqtt-url", env: "TERA_CDC_MQTT_URL", kind: { type: "url", schemes: ["mqtt", "mqtts", "ws", "wss", "tcp", "ssl"] }, help: "MQTT broker URL" },
+  { name: "mqtt-url", env: "TERA_CDC_MQTT_URL", kind: { type: "url", schemes: ["mqtt", "mqtts", "ws", "wss", "tcp", "ssl"], brokerList: true }, help: "MQTT broker URL, or a comma-separated list of a cluster's brokers" },
   { name: "module-name", env: "TERA_CDC_MODULE_NAME", kind: { type: "string" }, default: "tera-cdc", help: "module name of the tera-cdc to ask (its RPC topic is module/<name>/rpc)" },
   { name: "where", kind: { type: "string" }, help: "only rows matching: conditions joined by and, each column =, <>, <, <=, >, >= a value, column in (v, ...), column is [not] null; values are numbers, 'text', true, false (not SQL: tera-cdc checks each column)" },
   { name: "reply-prefix", env: "TERA_CDC_REPLY_PREFIX", kind: { type: "string" }, default: "tera-cdc/cli/", help: "prefix of this command's reply topic (one of tera-cdc's rpc-reply-prefixes; the broker ACL should let only you read it)" },

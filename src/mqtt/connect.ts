@@ -2,14 +2,21 @@
  * The one MQTT adapter: every part of tera-cdc that talks to a broker (the sink, the client
  * library, RPC, the gateway, tail, log publishing, the snapshot command, audit) connects through
  * here. Credentials and TLS files, the protocol choice (MQTT 5, or 3.1.1 when the broker does not
- * speak 5), timeouts and the reconnect policy live in this file only; mqtt.js internals live in
- * ./internals.ts only.
+ * speak 5), timeouts, the reconnect policy and the failover between the brokers of a list live in
+ * this file only; mqtt.js internals live in ./internals.ts only.
+ *
+ * A broker URL may be a comma-separated list of URLs, the nodes of one broker cluster
+ * (`mqtt://a:1883,mqtt://b:1883`). A connection starts at the first broker that answers, in the
+ * order given, and after a lost connection moves on round-robin to the next (mqtt.js's documented
+ * `servers` option): it does not go back to the first while the one it has works, as any node of a
+ * cluster serves every topic. What was unacknowledged is sent again to the next broker (mqtt.js's
+ * store of outgoing QoS 1/2 packets is kept across reconnects).
  */
 import { readFileSync } from "node:fs";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { FatalError, TransientError } from "../errors.js";
-import { redactUrl } from "../redact.js";
-import { checkMqttInternals } from "./internals.js";
+import { redactUrl, splitUrlList } from "../redact.js";
+import { checkMqttInternals, serverNameFollowsHost } from "./internals.js";
 
 export type ProtocolVersion = 4 | 5;
 
@@ -95,24 +102,52 @@ export function clientOptions(credentials: BrokerCredentials, protocolVersion: P
   };
 }
 
+/** The brokers of a broker URL: one, or each of a comma-separated list, in the order given. */
+export function brokerUrls(url: string): string[] {
+  return splitUrlList(url);
+}
+
+const DEFAULT_PORTS: Readonly<Record<string, number>> = { mqtt: 1883, tcp: 1883, mqtts: 8883, ssl: 8883, ws: 80, wss: 443 };
+
+/**
+ * The one call of mqtt.connect. With a list of brokers, the client starts at the one at `startAt`
+ * and moves on round-robin at each reconnection (mqtt.js `servers`); TLS then checks each broker's
+ * certificate against that broker's own host name (serverNameFollowsHost).
+ */
+function connectClient(url: string, options: IClientOptions, startAt = 0): MqttClient {
+  const urls = brokerUrls(url);
+  if (urls.length === 1) return mqtt.connect(url, options);
+  const order = [...urls.slice(startAt % urls.length), ...urls.slice(0, startAt % urls.length)];
+  const servers = order.map((one) => {
+    const parsed = new URL(one);
+    const protocol = parsed.protocol.replace(/:$/, "");
+    return { host: parsed.hostname.replace(/^\[(.*)\]$/, "$1"), port: parsed.port ? Number(parsed.port) : DEFAULT_PORTS[protocol], protocol: protocol as "mqtt" };
+  });
+  const client = mqtt.connect(order[0]!, { ...options, servers });
+  serverNameFollowsHost(client);
+  return client;
+}
+
 /**
  * A long-lived client at a known protocol, returned before it connects (the caller attaches its
  * handlers first, e.g. before a persistent session's queued messages arrive).
  */
 export function openClient(url: string, credentials: BrokerCredentials, protocolVersion: ProtocolVersion, own: IClientOptions = {}): MqttClient {
-  return mqtt.connect(url, clientOptions(credentials, protocolVersion, own));
+  return connectClient(url, clientOptions(credentials, protocolVersion, own));
 }
 
 /**
- * One connection attempt: connected, or why not (the client is then closed). `track` is told the
- * client while the attempt lasts (null after), so a stop can cut it short.
+ * One connection attempt, to the broker at `startAt` of the list: connected, or why not (the
+ * client is then closed). `track` is told the client while the attempt lasts (null after), so a
+ * stop can cut it short.
  */
 export function attemptConnect(
   url: string,
   options: IClientOptions,
   track: (attempt: MqttClient | null) => void = () => {},
+  startAt = 0,
 ): Promise<{ client: MqttClient; connack: mqtt.IConnackPacket } | { failure: ConnectFailure; error: Error }> {
-  const client = mqtt.connect(url, options);
+  const client = connectClient(url, options, startAt);
   track(client);
   return new Promise((resolve) => {
     // Only our own listeners come off: mqtt.js keeps its state (connected, reconnect, queued
@@ -143,9 +178,10 @@ export function attemptConnect(
 }
 
 /**
- * Connects once, making the protocol choice: MQTT 5, unless `protocol` is given or the
- * broker does not speak it (then 3.1.1). Rejects with a BrokerAuthError when the broker refused
- * the credentials, a TransientError when it could not be reached (the URL redacted).
+ * Connects once, to the first broker of the list that answers, making the protocol choice: MQTT 5,
+ * unless `protocol` is given or the broker does not speak it (then 3.1.1). Rejects with a
+ * BrokerAuthError when a broker refused the credentials, a TransientError when none could be
+ * reached (the URL redacted).
  */
 export async function connectBroker(
   url: string,
@@ -155,11 +191,14 @@ export async function connectBroker(
 ): Promise<{ client: MqttClient; protocolVersion: ProtocolVersion; connack: mqtt.IConnackPacket }> {
   const versions: ProtocolVersion[] = protocol ? [protocol] : [5, 4];
   let last: { failure: ConnectFailure; error: Error } | null = null;
-  for (const protocolVersion of versions) {
-    const outcome = await attemptConnect(url, clientOptions(credentials, protocolVersion, own));
-    if ("client" in outcome) return { client: outcome.client, protocolVersion, connack: outcome.connack };
-    last = outcome;
-    if (outcome.failure !== "unsupported-protocol") break;
+  for (let startAt = 0; startAt < brokerUrls(url).length; startAt++) {
+    for (const protocolVersion of versions) {
+      const outcome = await attemptConnect(url, clientOptions(credentials, protocolVersion, own), undefined, startAt);
+      if ("client" in outcome) return { client: outcome.client, protocolVersion, connack: outcome.connack };
+      last = outcome;
+      if (outcome.failure !== "unsupported-protocol") break;
+    }
+    if (last!.failure === "refused-credentials") break;
   }
   const where = redactUrl(url);
   if (last!.failure === "refused-credentials") throw new BrokerAuthError(`the MQTT broker ${where} refused the credentials: ${last!.error.message}`, { cause: last!.error });

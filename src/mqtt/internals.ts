@@ -17,6 +17,10 @@
  *    (backOffReconnects): mqtt.js reconnects every `reconnectPeriod` and reads it when it sets
  *    its timer after a close; a public `reconnect()` would drop the store of unacknowledged
  *    messages, which must be sent again after the reconnect.
+ * 4. `options.servername` cleared at a lost connection (serverNameFollowsHost): with a list of
+ *    brokers (mqtt.js `servers`), mqtt.js's TLS stream builder sets the TLS server name from the
+ *    first broker's host once and keeps it, so the next broker's certificate would be checked
+ *    against the first one's name.
  */
 import { Socket } from "node:net";
 import { MqttClient } from "mqtt";
@@ -72,4 +76,11 @@ export function setReconnectPeriod(client: MqttClient, ms: number): void {
 /** Runs `listener` at a lost connection before mqtt.js schedules its next attempt (3), so it can set the period. */
 export function beforeReconnectScheduled(client: MqttClient, listener: () => void): void {
   client.prependListener("close", listener);
+}
+
+/** With a list of brokers: each reconnection checks the certificate against its own broker's host name (4). */
+export function serverNameFollowsHost(client: MqttClient): void {
+  client.prependListener("close", () => {
+    delete (client.options as { servername?: string }).servername;
+  });
 }

@@ -160,3 +160,65 @@ describe("connectBroker: the protocol choice, made once", () => {
     expect(error.message).not.toContain("secret-pw");
   });
 });
+
+describe("a list of brokers (issue 18: the nodes of one cluster)", () => {
+  it("connectBroker starts at the first broker of the list that answers, and reconnects to the next one round-robin", async () => {
+    const down = await freePort();
+    const { client } = await connectBroker(`mqtt://127.0.0.1:${down},${broker.url}`, {}, { reconnectPeriod: 100 });
+    track(client);
+    expect((client.stream as unknown as { remotePort: number }).remotePort).toBe(broker.port);
+    // Round-robin from there: the next broker after a lost connection is the first of the list (down), then this one again.
+    client.stream.destroy();
+    await waitFor("the reconnection to come round to the broker again", () => client.connected && (client.stream as unknown as { remotePort: number }).remotePort === broker.port, 20_000);
+  });
+
+  it("none of the list reachable: a TransientError naming every broker without its password", async () => {
+    const [p1, p2] = [await freePort(), await freePort()];
+    const error = await refusal(connectBroker(`mqtt://u:pw-one@127.0.0.1:${p1},mqtt://u:pw-one@127.0.0.1:${p2}`, {}, { reconnectPeriod: 0 }));
+    expect(error.name).toBe("TransientError");
+    expect(error.message).toContain(`mqtt://u:redacted@127.0.0.1:${p1},mqtt://u:redacted@127.0.0.1:${p2}`);
+    expect(error.message).not.toContain("pw-one");
+  });
+
+  it("serverNameFollowsHost: each TLS connection names its own broker (SNI), not the first one of the list", async () => {
+    const names: (string | null)[] = [];
+    // ClientHello is all this server reads: it records the name asked for and ends the connection.
+    const tlsServer: Server = createServer((socket) => {
+      socket.once("data", (hello: Buffer) => {
+        names.push(sniOf(hello));
+        socket.destroy();
+      });
+    });
+    await new Promise<void>((resolve) => tlsServer.listen(0, "127.0.0.1", resolve));
+    const port = (tlsServer.address() as { port: number }).port;
+    const { openClient } = await import("../../src/mqtt/connect.js");
+    const client = track(openClient(`mqtts://localhost:${port},mqtts://127.0.0.1:${port}`, {}, 4, { reconnectPeriod: 50, connectTimeout: 2000 }));
+    client.on("error", () => {});
+    try {
+      await waitFor("three connection attempts", () => names.length >= 3, 20_000);
+      // localhost is named; 127.0.0.1 is an address, which TLS never sends as a name.
+      expect(names.slice(0, 3)).toEqual(["localhost", null, "localhost"]);
+    } finally {
+      client.end(true);
+      tlsServer.close();
+    }
+  });
+});
+
+/** The server name (SNI) of a TLS ClientHello, null when it carries none. */
+function sniOf(hello: Buffer): string | null {
+  // record header 5, handshake header 4, version 2, random 32
+  let at = 5 + 4 + 2 + 32;
+  at += 1 + hello[at]!; // session id
+  at += 2 + hello.readUInt16BE(at); // cipher suites
+  at += 1 + hello[at]!; // compression methods
+  const end = at + 2 + hello.readUInt16BE(at);
+  at += 2;
+  while (at + 4 <= end) {
+    const type = hello.readUInt16BE(at);
+    const length = hello.readUInt16BE(at + 2);
+    if (type === 0) return hello.subarray(at + 9, at + 4 + length).toString("latin1");
+    at += 4 + length;
+  }
+  return null;
+}

@@ -77,6 +77,36 @@ describe("run settings: flags > environment > config file > defaults", () => {
     expect(() => config([...base, "--mqtt-password", ""])).toThrow(/is \(hidden\)/);
   });
 
+  describe("a list of brokers (issue 18: the nodes of one cluster)", () => {
+    it("takes a comma-separated list from the flag or the environment, and a YAML list from the file", () => {
+      expect(config(["--database-url", "postgres://u@db/app", "--mqtt-url", "mqtt://a:1883, mqtt://b:1884,mqtts://c"]).sink.mqtt.url).toBe("mqtt://a:1883, mqtt://b:1884,mqtts://c");
+      expect(config(["--database-url", "postgres://u@db/app"], { TERA_CDC_MQTT_URL: "mqtt://a:1883,mqtt://b:1883" }).sink.mqtt.url).toBe("mqtt://a:1883,mqtt://b:1883");
+      const path = file("brokers.yaml", "database-url: postgres://u@db/app\nmqtt-url:\n  - mqtt://a:1883\n  - mqtt://b:1883\n");
+      expect(config(["--config", path]).sink.mqtt.url).toBe("mqtt://a:1883,mqtt://b:1883");
+    });
+
+    it.each([
+      ["mqtt://a:1883,http://b:1883", /\(broker 2 of 2: scheme http:\)/],
+      ["mqtt://a:1883,b:1883", /\(each broker of a list is a whole URL: mqtt:\/\/a:1883,mqtt:\/\/b:1883\)/],
+      ["mqtt://a:1883,mqtt://", /\(broker 2 of 2: (no host|not a URL)\)/],
+      ["mqtt://u:secret1@a:1883,mqtt://u:secret2@b:1883", /different user names or passwords: give them once, in mqtt-username and mqtt-password/],
+      ["ws://a/mqtt,ws://b/other", /different paths/],
+    ])("refuses %s in one line naming the broker and the fix, never echoing a password", (url, message) => {
+      const run = () => config(["--database-url", "postgres://u@db/app", "--mqtt-url", url]);
+      expect(run).toThrow(ConfigError);
+      expect(run).toThrow(message);
+      expect(run).toThrow(/^setting mqtt-url \(from --mqtt-url\) is "[^\n]*\): expected a URL starting with mqtt:\/\/.*comma-separated list/);
+      expect(run).not.toThrow(/secret/);
+    });
+
+    it("never prints a password of a list back, from the file either", () => {
+      const path = file("brokers-bad.yaml", "database-url: postgres://u@db/app\nmqtt-url: [\"mqtt://u:hunter2@a:1883\", \"gopher://u:hunter2@b:1883\"]\n");
+      const run = () => config(["--config", path]);
+      expect(run).toThrow(/broker 2 of 2: scheme gopher:/);
+      expect(run).not.toThrow(/hunter2/);
+    });
+  });
+
   it("rejects unknown keys in the file and in a table's settings", () => {
     expect(() => config([...base, "--config", file("bad.yaml", "slott: x\n")])).toThrow(/^setting slott in .* is not a known setting/);
     expect(() => config([...base, "--config", file("bad2.yaml", "tables:\n  t_a:\n    colums: [a]\n")])).toThrow(/unknown key colums/);

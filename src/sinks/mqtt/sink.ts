@@ -1,13 +1,14 @@
 import { EventEmitter } from "node:events";
 import type mqtt from "mqtt";
 import type { MqttClient } from "mqtt";
-import { attemptConnect, type BrokerCredentials, clientOptions, nextReconnectDelay, RECONNECT_FIRST_DELAY_MS } from "../../mqtt/connect.js";
+import { attemptConnect, type BrokerCredentials, brokerUrls, clientOptions, nextReconnectDelay, RECONNECT_FIRST_DELAY_MS } from "../../mqtt/connect.js";
 import { beforeReconnectScheduled, coalesceWrites, setReconnectPeriod } from "../../mqtt/internals.js";
 import type { Logger } from "../../ops/log.js";
 import type { DeliveryCallback, OutgoingMessage, SinkConnection } from "../../pipeline/ports.js";
 
 
 export interface MqttSinkOptions {
+  /** One broker, or a comma-separated list of a cluster's brokers (src/mqtt/connect.ts: failover). */
   readonly url: string;
   readonly qos: 0 | 1 | 2;
   readonly clientId: string;
@@ -46,6 +47,8 @@ export class MqttSink extends EventEmitter implements SinkConnection {
   private wakeRetry: (() => void) | null = null;
   /** Set when the window filled up; cleared once half of it is acknowledged (see hasRoom). */
   private refilling = false;
+  /** The broker of the list the next first connection attempt goes to. */
+  private nextBroker = 0;
 
   constructor(private readonly options: MqttSinkOptions) {
     super();
@@ -92,9 +95,13 @@ export class MqttSink extends EventEmitter implements SinkConnection {
    * Connects, finding out whether the broker speaks MQTT 5 (3.1.1 otherwise), and keeps
    * reconnecting with backoff after that. Resolves at the first connection. A broker that refuses
    * the credentials is told as such and tried again (at the same protocol): its password file may
-   * be fixed while tera-cdc waits, /healthz says 503 meanwhile.
+   * be fixed while tera-cdc waits, /healthz says 503 meanwhile. With a list of brokers, each is
+   * tried in turn before waiting; once connected, a lost connection moves on to the next broker
+   * with the unacknowledged window sent again there (mqtt.js's outgoing store, src/mqtt/connect.ts).
    */
   async connect(): Promise<void> {
+    const brokers = brokerUrls(this.options.url).length;
+    let triedThisRound = 0;
     for (;;) {
       if (this.closing) throw new Error("sink closed");
       const outcome = await attemptConnect(this.options.url, clientOptions(this.credentials, this.protocolVersion, {
@@ -105,7 +112,7 @@ export class MqttSink extends EventEmitter implements SinkConnection {
         // messages while away is ours (hasRoom).
         queueQoSZero: false,
         properties: { requestProblemInformation: true },
-      }), (attempt) => (this.connecting = attempt));
+      }), (attempt) => (this.connecting = attempt), this.nextBroker);
       if ("client" in outcome) {
         this.adopt(outcome.client, outcome.connack.properties);
         return;
@@ -116,6 +123,12 @@ export class MqttSink extends EventEmitter implements SinkConnection {
         continue;
       }
       const reason = outcome.failure === "refused-credentials" ? `the broker refused the credentials (${outcome.error.message})` : outcome.error.message;
+      this.nextBroker = (this.nextBroker + 1) % brokers;
+      if (++triedThisRound < brokers) {
+        this.options.logger.warn(`broker unreachable: ${reason}; trying the next broker of the list`);
+        continue;
+      }
+      triedThisRound = 0;
       this.emit("disconnected", reason);
       this.options.logger.warn({ retryInMs: this.reconnectDelay }, `broker unreachable: ${reason}; retrying`);
       await new Promise<void>((resolve) => {
@@ -140,7 +153,7 @@ export class MqttSink extends EventEmitter implements SinkConnection {
       this.applyBrokerLimits(packet.properties);
       this.reconnectDelay = RECONNECT_FIRST_DELAY_MS;
       setReconnectPeriod(client, this.reconnectDelay);
-      this.options.logger.info("broker connection restored");
+      this.options.logger.info({ broker: `${client.options.hostname ?? client.options.host}:${client.options.port}` }, "broker connection restored");
       coalesceWrites(client);
       client.stream?.on?.("drain", () => this.emit("room"));
       this.emit("connected");
