@@ -128,7 +128,7 @@ export class CdcService {
       checkSigningPossible(this.sink, sinkConfig, signed);
       this.slotCreated = prepared.slotCreated;
       this.snapshots = new SnapshotFeature({
-        databaseUrl: this.databaseUrl,
+        databaseUrl: () => this.databaseUrl,
         slot: source.slot,
         publication: source.publication,
         chunkSize: snapshot.chunkSize,

@@ -13,7 +13,8 @@ import { progressTopic } from "./protocol.js";
 export { WatermarkObserver } from "./observer.js";
 
 export interface SnapshotFeatureOptions {
-  readonly databaseUrl: string;
+  /** The database host streamed from now: after a failover, the new primary's URL. */
+  readonly databaseUrl: () => string;
   readonly slot: string;
   readonly publication: string;
   readonly chunkSize: number;
@@ -93,7 +94,7 @@ export class SnapshotFeature {
   }
 
   private async publishedTables(): Promise<TableRef[]> {
-    const client = new pg.Client({ connectionString: this.options.databaseUrl, application_name: "tera-cdc snapshot" });
+    const client = new pg.Client({ connectionString: this.options.databaseUrl(), application_name: "tera-cdc snapshot" });
     client.on("error", () => {});
     await client.connect();
     try {

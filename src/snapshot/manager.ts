@@ -21,7 +21,8 @@ import {
 import { ensureSnapshotTable, finishSnapshot, insertSnapshot, loadSnapshot, recordChunk, reportOf, runningSnapshots, type SnapshotRow } from "./store.js";
 
 export interface SnapshotManagerOptions {
-  readonly databaseUrl: string;
+  /** The database host streamed from now: after a failover, the new primary's URL. */
+  readonly databaseUrl: () => string;
   readonly slot: string;
   readonly chunkSize: number;
   /** Longest a statement of a snapshot may run (a chunk's SELECT included), in ms. */
@@ -79,6 +80,8 @@ const RAW_TEXT_TYPES: pg.CustomTypesConfig = { getTypeParser: () => (text: strin
  */
 export class SnapshotManager {
   private pool: pg.Pool | null = null;
+  /** The URL the pool connects to: a failover to another host of --database-url replaces the pool. */
+  private poolUrl = "";
   private readonly running = new Map<number, Promise<void>>();
   private stopping = false;
   private windowCounter = 0;
@@ -323,9 +326,16 @@ export class SnapshotManager {
 
   /** Plain connections with the replication session's settings, so the values' text equals pgoutput's. */
   private connections(): pg.Pool {
+    const url = this.options.databaseUrl();
+    if (this.pool && this.poolUrl !== url) {
+      // The stream followed another host (failover): the old one's connections are dead or read-only.
+      void this.pool.end().catch(() => {});
+      this.pool = null;
+    }
     if (!this.pool) {
+      this.poolUrl = url;
       this.pool = new pg.Pool({
-        connectionString: this.options.databaseUrl, application_name: "tera-cdc snapshot", options: REPLICATION_SESSION_OPTIONS,
+        connectionString: url, application_name: "tera-cdc snapshot", options: REPLICATION_SESSION_OPTIONS,
         max: 4,
         // No statement of a snapshot holds a connection (and the xmin horizon) for long.
         statement_timeout: this.options.statementTimeoutMs,

@@ -6,6 +6,7 @@ import { waitFor } from "../harness/ports.js";
 import { exited } from "../harness/processes.js";
 import { type PgVersion, type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { committedIds, createWorkload, eventKey, startWriter, totalOf, waitForAll } from "../faults/support.js";
+import { intArg, rpcClient, stringArg } from "../snapshot/support.js";
 
 /**
  * A primary, a streaming physical standby, tera-cdc on a two-host --database-url; the primary is
@@ -49,7 +50,7 @@ describe.each([17, 18] as const)("PostgreSQL %i: failover slot", (version) => {
     const workload = await createWorkload(primary, "fo");
     const consumer = await startConsumer(broker.url);
     cleanups.push(() => consumer.close());
-    const cdc = await startCdc({ databaseUrl: twoHostUrl(primary, standby), mqttUrl: broker.url, args: ["--tables", workload.tableList, "--slot", "fo_slot", "--publication", "fo_pub"], waitStreaming: false });
+    const cdc = await startCdc({ databaseUrl: twoHostUrl(primary, standby), mqttUrl: broker.url, args: ["--tables", workload.tableList, "--slot", "fo_slot", "--publication", "fo_pub", "--rpc"], waitStreaming: false });
     cleanups.push(async () => cdc.child.kill("SIGKILL"));
     await cdc.waitForStreaming(120_000).catch((error: Error) => {
       throw new Error(`${error.message}\n${cdc.logs().slice(-3000)}`);
@@ -83,6 +84,16 @@ describe.each([17, 18] as const)("PostgreSQL %i: failover slot", (version) => {
         // Nothing lost, and nothing the new primary does not hold (synchronized_standby_slots: no change reached tera-cdc before the standby).
         expect([...(published.get(table) ?? [])].sort((a, b) => a - b)).toEqual(ids);
       }
+      // A snapshot asked for after the failover reads the new primary (the old one is dead).
+      const rpc = await rpcClient(broker.url);
+      cleanups.push(() => rpc.close());
+      const id = (await rpc.call("snapshot", [stringArg(workload.tables[0]!)])).return_value as number;
+      expect(typeof id).toBe("number");
+      const report = await waitFor("the snapshot to end", async () => {
+        const reply = await rpc.call("snapshot_status", [intArg(id)]);
+        return reply.return_value?.status !== "running" ? (reply.return_value as Record<string, unknown>) : undefined;
+      }, 120_000, 300);
+      expect(report).toMatchObject({ status: "done", rows: expected.get(`public.${workload.tables[0]}`)!.length });
       const duplicates = consumer.events.length - new Set(consumer.events.map(eventKey)).size;
       console.log(`PostgreSQL ${version} failover: ${totalOf(expected)} rows, ${beforeKill} events before the kill, ${duplicates} published twice (after the synced slot's position)`);
       expect(cdc.child.exitCode).toBeNull();
