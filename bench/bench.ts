@@ -22,12 +22,13 @@ import { waitFor } from "../test/harness/ports.js";
 import { type PostgresServer, startPostgres } from "../test/harness/postgres.js";
 import { exited, spawnTracked } from "../test/harness/processes.js";
 import { benchRedis } from "./redis.js";
+import { GATEWAY_FIGURES, gatewayBench } from "./gateway.js";
 import { type Figure, figure, percentile, type Ratio, ratio, renderSvg, renderTable, type Target, target } from "./report.js";
 
 const PG_BIN = process.env.TERA_CDC_PG_BIN ?? "/usr/lib/postgresql/15/bin";
 const BARE_PUBLISHER = join(import.meta.dirname, "bare-publisher.mjs");
 const TOPIC_PREFIX = "module/TeraServer/DatabaseModule/events/";
-const SECTIONS = ["bulk", "pgbench", "opentera", "latency", "memory", "peers", "signing", "redis"] as const;
+const SECTIONS = ["bulk", "pgbench", "opentera", "latency", "memory", "peers", "signing", "redis", "gateway"] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Settings {
@@ -78,7 +79,7 @@ function parseArgs(argv: string[]): Options {
       for (const n of names) if (!SECTIONS.includes(n as Section)) throw new Error(`--only ${n}: unknown section; use some of ${SECTIONS.join(",")}`);
       only = new Set(names as Section[]);
     } else if (arg === "--help" || arg === "-h") {
-      process.stdout.write("usage: npm run bench -- [--quick] [--json FILE] [--svg FILE] [--only bulk,pgbench,opentera,latency,memory,peers,signing,redis] [--rows N] [--reps N] [--profile DIR]\n");
+      process.stdout.write("usage: npm run bench -- [--quick] [--json FILE] [--svg FILE] [--only bulk,pgbench,opentera,latency,memory,peers,signing,redis,gateway] [--rows N] [--reps N] [--profile DIR]\n");
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}; see --help`);
   }
@@ -657,6 +658,17 @@ class Bench {
     });
   }
 
+  /** WebSocket fan-out of the gateway against a bare ws broadcast (bench/gateway.ts). */
+  async gateway(): Promise<void> {
+    await gatewayBench({
+      databaseUrl: this.pgServer.url,
+      mqttUrl: this.broker.url,
+      quick: this.s.quick,
+      add: (id, label, unit, group, value) => this.results.add(id, label, unit, group, value),
+      log,
+    });
+  }
+
   summarize(): { figures: Figure[]; ratios: Ratio[]; targets: Target[] } {
     const figures = this.results.figures();
     const byId = new Map(figures.map((f) => [f.id, f]));
@@ -675,6 +687,9 @@ class Bench {
       ratio("redis: tera-cdc 1 event/PUBLISH / bare node-redis PUBLISH", byId, "cdc-redis-single", "bare-redis"),
       ratio("signing: run's CPU per change signed / unsigned", byId, "cpu-sign-signed", "cpu-sign-unsigned"),
       ratio("peers: pgbench tps with tera-cdc streaming / without trigger or CDC", byId, "pgbench-tps-cdc", "peer-plain-tps"),
+      ratio("gateway: deliveries/s at saturation / bare ws broadcast", byId, GATEWAY_FIGURES.saturation, GATEWAY_FIGURES.bareSaturation),
+      ratio("gateway: server CPU at steady rate / bare ws broadcast", byId, GATEWAY_FIGURES.steadyCpu, GATEWAY_FIGURES.bareSteadyCpu),
+      ratio("gateway: deliveries per server CPU-second / bare ws broadcast", byId, GATEWAY_FIGURES.perCore, GATEWAY_FIGURES.barePerCore),
     ].filter((r): r is Ratio => r !== null);
     const ratioOf = (n: string, d: string) => ratios.find((r) => r.numerator === n && r.denominator === d)?.value;
     const targets = [
@@ -683,6 +698,9 @@ class Bench {
       target("latency at 1,000 tx/s p50 < 5 ms", "lat-1000-p50", byId.get("lat-1000-p50")?.median, 5, "below"),
       target("latency at 1,000 tx/s p99 < 25 ms", "lat-1000-p99", byId.get("lat-1000-p99")?.median, 25, "below"),
       target(`peak RSS, ${this.s.bigRows.toLocaleString("en-US")}-row tx < 150 MB`, "rss-big", byId.get("rss-big")?.median, 150, "below"),
+      target("gateway ≥ 150,000 deliveries/s (measured rate)", GATEWAY_FIGURES.saturation, byId.get(GATEWAY_FIGURES.saturation)?.median, 150_000, "at-least"),
+      target("gateway ≥ 150,000 deliveries per CPU-second of its process", GATEWAY_FIGURES.perCore, byId.get(GATEWAY_FIGURES.perCore)?.median, 150_000, "at-least"),
+      target("gateway p99 COMMIT → client < 100 ms at the steady rate", GATEWAY_FIGURES.steadyP99, byId.get(GATEWAY_FIGURES.steadyP99)?.median, 100, "below"),
     ].filter((t): t is Target => t !== null);
     return { figures, ratios, targets };
   }
@@ -713,6 +731,7 @@ async function main(): Promise<void> {
     if (options.only.has("peers")) await bench.peers();
     if (options.only.has("signing")) await bench.signing();
     if (options.only.has("redis")) await bench.redis();
+    if (options.only.has("gateway")) await bench.gateway();
   } catch (error) {
     failure = error as Error;
   } finally {

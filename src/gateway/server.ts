@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
 import type { MqttClient } from "mqtt";
 import { classifyConnectError, openClient, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
@@ -118,6 +119,8 @@ const OVERFLOW_RESYNC = JSON.stringify({ type: "resync", reason: "the client was
  * time: the bound on what the gateway holds for one client.
  */
 const SLOW_CLIENT_GRACE_MS = 2000;
+/** At most one fan-out write per client per this many milliseconds (see flushSoon). */
+const FLUSH_INTERVAL_MS = 5;
 const SLOW_CLIENT_CHECK_MS = 500;
 const HARD_CAP = 16;
 
@@ -246,6 +249,7 @@ export class Gateway {
     this.stopping = true;
     if (this.pingTimer) clearInterval(this.pingTimer);
     if (this.slowTimer) clearInterval(this.slowTimer);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
     for (const client of this.clients) client.socket.terminate();
     this.wss?.close();
     const closed = new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
@@ -411,9 +415,53 @@ export class Gateway {
           const decision = view.decide(events[i]!, verdicts[i]);
           if (decision.send !== null || decision.resyncFirst) this.addDecisionFrames((out ??= []), decision, false);
         }
-        if (out) this.sendFrames(client, out);
+        if (out) this.queueFrames(client, out);
       }
     }
+    this.flushSoon();
+  }
+
+  /** Frames of the live fan-out waiting for the next flush, per client (in order). */
+  private pending = new Map<Client, Frame[]>();
+  private flushTimer: NodeJS.Timeout | null = null;
+  private lastFlushAt = Number.NEGATIVE_INFINITY;
+
+  private queueFrames(client: Client, frames: Frame[]): void {
+    const list = this.pending.get(client);
+    if (list) for (const f of frames) list.push(f);
+    else this.pending.set(client, frames);
+  }
+
+  /**
+   * Writes the queued frames now, or, when the last flush was less than FLUSH_INTERVAL_MS ago,
+   * then: at a low rate every event goes out at once, and under load each client gets the events
+   * of a few milliseconds in one write (one system call) instead of one write per event.
+   */
+  private flushSoon(): void {
+    if (this.flushTimer) return;
+    const wait = this.lastFlushAt + FLUSH_INTERVAL_MS - performance.now();
+    if (wait <= 0) this.flush();
+    else {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = null;
+        this.flush();
+      }, wait);
+    }
+  }
+
+  private flush(): void {
+    this.lastFlushAt = performance.now();
+    const pending = this.pending;
+    this.pending = new Map();
+    for (const [client, frames] of pending) this.writeNow(client, frames);
+  }
+
+  /** Anything sent to a client outside the fan-out goes after what the fan-out queued for it. */
+  private flushClient(client: Client): void {
+    const frames = this.pending.get(client);
+    if (!frames) return;
+    this.pending.delete(client);
+    this.writeNow(client, frames);
   }
 
   private disconnectSlow(client: Client): void {
@@ -457,8 +505,20 @@ export class Gateway {
     out.push(frames[0]!, frames[1]!);
   }
 
-  /** Sends frames to one client in one write, or disconnects it past the hard cap of its send buffer. */
+  /** Sends frames to one client now, after any it has queued. */
   private sendFrames(client: Client, frames: readonly Frame[]): void {
+    this.flushClient(client);
+    this.writeNow(client, frames);
+  }
+
+  /** Sends one text frame (a control frame) to one client now, after any it has queued. */
+  private sendText(client: Client, text: string): void {
+    this.flushClient(client);
+    if (client.socket.readyState === WebSocket.OPEN) client.socket.send(text);
+  }
+
+  /** Writes frames to one client in one write, or disconnects it past the hard cap of its send buffer. */
+  private writeNow(client: Client, frames: readonly Frame[]): void {
     const socket = client.socket;
     if (frames.length === 0 || socket.readyState !== WebSocket.OPEN) return;
     if (socket.bufferedAmount > this.options.maxClientBufferBytes * HARD_CAP) {
@@ -472,7 +532,7 @@ export class Gateway {
   private sendResync(client: Client, reason: string): void {
     this.stats.resyncs++;
     client.session.view.reset();
-    if (client.socket.readyState === WebSocket.OPEN) client.socket.send(JSON.stringify({ type: "resync", reason }));
+    this.sendText(client, JSON.stringify({ type: "resync", reason }));
   }
 
   private positionFrame(): string | null {
@@ -561,7 +621,7 @@ export class Gateway {
     const view = client.session.view;
     if (request.type === "unsubscribe") {
       for (const m of request.models) view.models.delete(m);
-      client.socket.send(JSON.stringify({ type: "unsubscribed", models: request.models }));
+      this.sendText(client, JSON.stringify({ type: "unsubscribed", models: request.models }));
       return;
     }
     const denied = request.models.filter((m) => !canSeeModel(this.options.rules, view.claims, m));
@@ -611,9 +671,9 @@ export class Gateway {
     // Not after a resume: the client kept its rows and got what it missed.
     if (request.rows && resumed === null) this.sendRows(client, request.models);
     if (client.socket.readyState !== WebSocket.OPEN) return;
-    client.socket.send(JSON.stringify({ type: "subscribed", models: [...view.models], resumed }));
+    this.sendText(client, JSON.stringify({ type: "subscribed", models: [...view.models], resumed }));
     const position = this.positionFrame();
-    if (position) client.socket.send(position);
+    if (position) this.sendText(client, position);
   }
 
   /**
@@ -627,7 +687,7 @@ export class Gateway {
       if (client.socket.readyState !== WebSocket.OPEN) return;
       const rows = this.rowStore.rowsOf(model);
       if (rows === null) {
-        client.socket.send(JSON.stringify({ type: "rows", model, position, complete: false, reason: "the gateway holds more rows than --max-rows: only changes from now on" }));
+        this.sendText(client, JSON.stringify({ type: "rows", model, position, complete: false, reason: "the gateway holds more rows than --max-rows: only changes from now on" }));
         continue;
       }
       const out: Frame[] = [frameText(JSON.stringify({ type: "rows", model, position, complete: true }))];
@@ -640,7 +700,7 @@ export class Gateway {
   }
 
   private sendError(client: Client, message: string): void {
-    if (client.socket.readyState === WebSocket.OPEN) client.socket.send(JSON.stringify({ type: "error", message }));
+    this.sendText(client, JSON.stringify({ type: "error", message }));
   }
 
   private addSession(session: Session): void {
@@ -669,7 +729,7 @@ export class Gateway {
       }
       client.alive = false;
       client.socket.ping();
-      if (position && client.socket.bufferedAmount <= this.options.maxClientBufferBytes) client.socket.send(position);
+      if (position && client.socket.bufferedAmount <= this.options.maxClientBufferBytes) this.sendText(client, position);
     }
     const cutoff = Date.now() - this.options.sessionTtlMs;
     for (const [id, s] of this.sessions) if (s.socket === null && s.detachedAt < cutoff) this.sessions.delete(id);
