@@ -63,6 +63,8 @@ export class CdcService {
   private origin: OriginGuard | null = null;
   /** The one host of --database-url in use (src/source/hosts.ts); chosen again before each connection cycle. */
   private databaseUrl = "";
+  /** The stream followed another host of the database URL and has not streamed there yet. */
+  private hostMoved = false;
 
   constructor(
     private readonly config: ServiceConfig,
@@ -235,6 +237,12 @@ export class CdcService {
             this.streamed = true;
             delay = 500;
             this.logger.info({ slot: source.slot, confirmedLsn: formatLsn(connection.stream.confirmedLsn) }, "streaming");
+            if (this.hostMoved) {
+              // The slot streams on the new host (a failover slot): the record names that server from now on.
+              // Not before: when the slot is missing there, the gone-slot message names the server it was on.
+              this.hostMoved = false;
+              this.origin?.followed(this.databaseUrl).catch((error: Error) => this.logger.warn(`stream record not updated for the new host: ${oneLine(error)}`));
+            }
             this.snapshots?.streaming(this.slotCreated && snapshot.initial).catch((error: Error) => {
               this.logger.error(`snapshots and RPC unavailable: ${oneLine(error)}`);
             });
@@ -323,7 +331,10 @@ export class CdcService {
    */
   private async followHost(): Promise<void> {
     const url = await chooseHost(this.config.source.databaseUrl);
-    if (url !== this.databaseUrl && this.databaseUrl !== "") this.logger.warn({ database: redactUrl(url) }, "following another host of the database URL");
+    if (url !== this.databaseUrl && this.databaseUrl !== "") {
+      this.logger.warn({ database: redactUrl(url) }, "following another host of the database URL");
+      this.hostMoved = true;
+    }
     this.databaseUrl = url;
   }
 

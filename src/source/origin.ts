@@ -174,6 +174,22 @@ export class OriginGuard {
     this.server = server;
   }
 
+  /**
+   * The stream moved to another host of the database URL (a promoted standby): the record names
+   * the server streamed from now (its timeline), written at the next save. The same system only:
+   * another system's slot is not ours (check() refuses that at the next start).
+   */
+  async followed(databaseUrl: string): Promise<void> {
+    const server = await identifySystem(databaseUrl);
+    if (this.server && server.systemIdentifier !== this.server.systemIdentifier) {
+      this.log.warn(`the host now streamed from is another system (${server.systemIdentifier}, was ${this.server.systemIdentifier})`);
+      return;
+    }
+    if (this.server && server.timeline !== this.server.timeline) this.log.info(`now on timeline ${server.timeline} (was ${this.server.timeline}): a failover`);
+    this.server = server;
+    this.saved = null;
+  }
+
   /** Records the confirmed position (only when it moved: the file is written a few times a minute at most by the caller). */
   save(confirmed: Lsn): void {
     const server = this.server;

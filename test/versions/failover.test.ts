@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Broker, startBroker } from "../harness/broker.js";
 import { startCdc } from "../harness/cdc.js";
@@ -50,7 +53,15 @@ describe.each([17, 18] as const)("PostgreSQL %i: failover slot", (version) => {
     const workload = await createWorkload(primary, "fo");
     const consumer = await startConsumer(broker.url);
     cleanups.push(() => consumer.close());
-    const cdc = await startCdc({ databaseUrl: twoHostUrl(primary, standby), mqttUrl: broker.url, args: ["--tables", workload.tableList, "--slot", "fo_slot", "--publication", "fo_pub", "--rpc"], waitStreaming: false });
+    const dataDir = mkdtempSync(join(tmpdir(), "tera-cdc-failover-"));
+    cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
+    const cdc = await startCdc({
+      databaseUrl: twoHostUrl(primary, standby),
+      mqttUrl: broker.url,
+      args: ["--tables", workload.tableList, "--slot", "fo_slot", "--publication", "fo_pub", "--rpc"],
+      env: { TERA_CDC_DATA_DIR: dataDir },
+      waitStreaming: false,
+    });
     cleanups.push(async () => cdc.child.kill("SIGKILL"));
     await cdc.waitForStreaming(120_000).catch((error: Error) => {
       throw new Error(`${error.message}\n${cdc.logs().slice(-3000)}`);
@@ -97,6 +108,12 @@ describe.each([17, 18] as const)("PostgreSQL %i: failover slot", (version) => {
       const duplicates = consumer.events.length - new Set(consumer.events.map(eventKey)).size;
       console.log(`PostgreSQL ${version} failover: ${totalOf(expected)} rows, ${beforeKill} events before the kill, ${duplicates} published twice (after the synced slot's position)`);
       expect(cdc.child.exitCode).toBeNull();
+      // The stream record names the new primary's timeline (a timeline is the WAL file name's first 8 hex digits).
+      const timeline = Number.parseInt((await standby.query("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS t")).rows[0].t, 16);
+      expect(timeline).toBeGreaterThan(1);
+      expect(cdc.logs()).toContain(`now on timeline ${timeline}`);
+      expect(await cdc.stop()).toBe(0);
+      expect(JSON.parse(readFileSync(join(dataDir, "slot-fo_slot.json"), "utf8"))).toMatchObject({ slot: "fo_slot", timeline });
     } catch (error) {
       console.log(`tera-cdc logs:\n${cdc.logs().slice(-4000)}`);
       throw error;
