@@ -6,7 +6,7 @@ import { waitFor } from "../harness/ports.js";
 import { exited } from "../harness/processes.js";
 import { type PgVersion, type PostgresServer, startPostgres } from "../harness/postgres.js";
 
-/** `run` against a hot standby: live changes from 16 on; snapshots (a write on the primary) refused; before 16 refused. */
+/** `run` against a hot standby: live changes from 16 on (16, 17 and 18 tested); snapshots (a write on the primary) refused; before 16 refused. */
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
@@ -23,9 +23,9 @@ async function primaryAndStandby(version: PgVersion): Promise<{ primary: Postgre
   return { primary, standby };
 }
 
-describe("PostgreSQL 16: decoding on a hot standby", () => {
+describe.each([16, 17, 18] as const)("PostgreSQL %i: decoding on a hot standby", (version) => {
   it("run against the standby publishes the primary's changes live; --snapshot initial is refused in one line", async () => {
-    const { primary, standby } = await primaryAndStandby(16);
+    const { primary, standby } = await primaryAndStandby(version);
     const broker = await startBroker();
     cleanups.push(() => broker.close());
     const consumer = await startConsumer(broker.url);
