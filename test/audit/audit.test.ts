@@ -1,19 +1,17 @@
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Broker, startBroker } from "../harness/broker.js";
 import { type CdcProcess, runCli, startCdc } from "../harness/cdc.js";
 import { waitFor } from "../harness/ports.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
+import { startPostgres } from "../harness/postgres.js";
 import { exited } from "../harness/processes.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
-let db: PostgresServer;
-let broker: Broker;
+const [db, broker] = useClusterAndBroker();
 let auditUrl: string;
 const children: ChildProcess[] = [];
 const running: CdcProcess[] = [];
 
 beforeAll(async () => {
-  [db, broker] = await Promise.all([startPostgres(), startBroker()]);
   // The audit trail lives in a database of its own, as it would in production.
   await db.query("CREATE DATABASE audit_store");
   auditUrl = db.url.replace(/\/[^/?]*(\?|$)/, "/audit_store$1");
@@ -22,7 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const child of children) child.kill("SIGKILL");
   for (const cdc of running) cdc.child.kill("SIGKILL");
-  await Promise.all([db?.close(), broker?.close()]);
 });
 
 async function auditQuery(sql: string): Promise<Record<string, unknown>[]> {

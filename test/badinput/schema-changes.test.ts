@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Broker, startBroker } from "../harness/broker.js";
+import { describe, expect, it } from "vitest";
 import { startCdc } from "../harness/cdc.js";
 import { startConsumer } from "../harness/consumer.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 /**
  * Issue 4 item 10: schema changes while tera-cdc streams. Each event carries the columns the
@@ -13,16 +12,7 @@ import { type PostgresServer, startPostgres } from "../harness/postgres.js";
  * (by a DBA, or by tera-cdc itself at its next start, since it is in --tables).
  */
 describe("schema changes mid-stream", () => {
-  let pg: PostgresServer;
-  let broker: Broker;
-
-  beforeAll(async () => {
-    [pg, broker] = await Promise.all([startPostgres(), startBroker()]);
-  });
-
-  afterAll(async () => {
-    await Promise.all([pg?.close(), broker?.close()]);
-  });
+  const [pg, broker] = useClusterAndBroker();
 
   it("ADD, DROP, RENAME COLUMN, ALTER TYPE and DROP/CREATE TABLE: every event has the columns of its time", async () => {
     await pg.query("CREATE TABLE t_items (id_item int PRIMARY KEY, item_name text)");

@@ -3,20 +3,17 @@ import { LRUCache } from "lru-cache";
 import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { invalidateCache, subscribe, type Subscription } from "../../src/client/index.js";
-import { type Broker, startBroker } from "../harness/broker.js";
 import { type CdcProcess, startCdc } from "../harness/cdc.js";
 import { waitFor } from "../harness/ports.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 // The Redis server this kind of machine runs; keys carry a prefix of this run's own.
 const REDIS_URL = process.env.TERA_CDC_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
-let db: PostgresServer;
-let broker: Broker;
+const [db, broker] = useClusterAndBroker();
 let cdc: CdcProcess;
 
 beforeAll(async () => {
-  [db, broker] = await Promise.all([startPostgres(), startBroker()]);
   await db.query("CREATE TABLE t_devices (id_device bigint PRIMARY KEY, name text)");
   await db.query("CREATE TABLE t_users (id_user bigint PRIMARY KEY, name text)");
   await db.query("INSERT INTO t_devices SELECT g, 'd' || g FROM generate_series(1, 10) g");
@@ -27,7 +24,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   cdc?.child.kill("SIGKILL");
-  await Promise.all([db?.close(), broker?.close()]);
 });
 
 describe("invalidateCache on the real stream", () => {

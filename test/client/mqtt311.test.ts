@@ -1,34 +1,20 @@
-import { startAedes } from "../harness/broker.js";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { type Change, subscribe } from "../../src/client/index.js";
 import { runCli, startCdc } from "../harness/cdc.js";
 import { waitFor } from "../harness/ports.js";
 import { exited } from "../harness/processes.js";
-import { startPostgres, type PostgresServer } from "../harness/postgres.js";
+import { useClusterAndAedes } from "../harness/servers.js";
 
 /** The embedded broker of `npm start` is aedes, MQTT 3.1.1 only: the client must still work there. */
-let pg: PostgresServer;
-let aedes: Awaited<ReturnType<typeof startAedes>>;
-let url: string;
-
-beforeAll(async () => {
-  pg = await startPostgres();
-  aedes = await startAedes();
-  url = aedes.url;
-});
-
-afterAll(async () => {
-  await aedes?.close();
-  await pg?.close();
-});
+const [pg, aedes] = useClusterAndAedes();
 
 it("receives typed changes from an MQTT 3.1.1 broker, without positions, truncate included", async () => {
   await pg.query("CREATE TABLE t_devices (id_device int PRIMARY KEY, device_name text)");
   const received: Change[] = [];
-  const subscription = await subscribe({ mqttUrl: url, models: ["device"] }, (change) => {
+  const subscription = await subscribe({ mqttUrl: aedes.url, models: ["device"] }, (change) => {
     received.push(change);
   });
-  const cdc = await startCdc({ databaseUrl: pg.url, mqttUrl: url, args: ["--tables", "t_devices"] });
+  const cdc = await startCdc({ databaseUrl: pg.url, mqttUrl: aedes.url, args: ["--tables", "t_devices"] });
   await pg.query("INSERT INTO t_devices VALUES (1, 'Kinect'), (2, 'Tablet')");
   await pg.query("UPDATE t_devices SET device_name = 'Kinect 2' WHERE id_device = 1");
   await pg.query("DELETE FROM t_devices WHERE id_device = 2");
@@ -47,7 +33,7 @@ it("receives typed changes from an MQTT 3.1.1 broker, without positions, truncat
 });
 
 it("refuses to record an audit trail through an MQTT 3.1.1 broker, in one line", async () => {
-  const { child, output } = runCli(["audit", "--mqtt-url", url, "--database-url", pg.url]);
+  const { child, output } = runCli(["audit", "--mqtt-url", aedes.url, "--database-url", pg.url]);
   expect(await exited(child)).toBe(1);
   expect(output().stderr.trim().split("\n").at(-1)).toMatch(/^tera-cdc audit: the broker at mqtt:\/\/127\.0\.0\.1:\d+ speaks only MQTT 3\.1\.1: the audit trail needs MQTT 5/);
 });

@@ -1,24 +1,17 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type Socket, connect as tcpConnect } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { type Change, changeKey, changes, subscribe } from "../../src/client/index.js";
-import { type Broker, startBroker } from "../harness/broker.js";
 import { type CdcProcess, startCdc } from "../harness/cdc.js";
 import { startConsumer } from "../harness/consumer.js";
 import { waitFor } from "../harness/ports.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
-let db: PostgresServer;
-let broker: Broker;
+const [db, broker] = useClusterAndBroker();
 const running: CdcProcess[] = [];
-
-beforeAll(async () => {
-  [db, broker] = await Promise.all([startPostgres(), startBroker()]);
-});
 
 afterAll(async () => {
   for (const cdc of running) cdc.child.kill("SIGKILL");
-  await Promise.all([db?.close(), broker?.close()]);
 });
 
 /** A table whose OpenTera model is `model` (t_<model>s, primary key id_<model>) streamed by its own tera-cdc. */

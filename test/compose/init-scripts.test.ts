@@ -1,12 +1,11 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
-import { type Broker, startBroker } from "../harness/broker.js";
 import { startCdc } from "../harness/cdc.js";
 import { startConsumer } from "../harness/consumer.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 /**
  * What the postgres image does with docker-compose.yml's init scripts, done by hand on a
@@ -19,16 +18,10 @@ const compose = YAML.parse(readFileSync(join(ROOT, "docker-compose.yml"), "utf8"
   services: Record<string, { volumes?: string[]; environment?: Record<string, string> }>;
 };
 
-let postgres: PostgresServer;
-let broker: Broker;
+const [postgres, broker] = useClusterAndBroker();
 
 beforeAll(async () => {
-  [postgres, broker] = await Promise.all([startPostgres(), startBroker()]);
   await postgres.query("CREATE DATABASE opentera");
-});
-
-afterAll(async () => {
-  await Promise.all([postgres?.close(), broker?.close()]);
 });
 
 describe("docker-compose.yml's database init scripts", () => {

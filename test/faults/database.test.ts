@@ -1,22 +1,12 @@
 import { readdirSync, readFileSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Broker, startBroker } from "../harness/broker.js";
+import { describe, expect, it } from "vitest";
 import { type CdcProcess, startCdc } from "../harness/cdc.js";
 import { startConsumer } from "../harness/consumer.js";
 import { waitFor } from "../harness/ports.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { checkDelivery, committedIds, createWorkload, sleep, startWriter, waitForAll, walsenderPid } from "./support.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
-let db: PostgresServer;
-let broker: Broker;
-
-beforeAll(async () => {
-  [db, broker] = await Promise.all([startPostgres(), startBroker()]);
-});
-
-afterAll(async () => {
-  await Promise.all([db?.close(), broker?.close()]);
-});
+const [db, broker] = useClusterAndBroker();
 
 /**
  * One fault while a writer keeps committing: tera-cdc streams, the fault strikes, tera-cdc must

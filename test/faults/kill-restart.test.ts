@@ -1,21 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Broker, startBroker } from "../harness/broker.js";
+import { describe, expect, it } from "vitest";
 import { startCdc } from "../harness/cdc.js";
 import { startConsumer } from "../harness/consumer.js";
 import { waitFor } from "../harness/ports.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { checkDelivery, committedIds, confirmedPosition, createWorkload, duplicatesOutsideTail, sleep, totalOf, waitForAll, writeBacklog } from "./support.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
-let db: PostgresServer;
-let broker: Broker;
-
-beforeAll(async () => {
-  [db, broker] = await Promise.all([startPostgres(), startBroker()]);
-});
-
-afterAll(async () => {
-  await Promise.all([db?.close(), broker?.close()]);
-});
+const [db, broker] = useClusterAndBroker();
 
 describe("tera-cdc killed with SIGKILL mid-stream", () => {
   it("delivers every one of 50,000 committed changes after a restart; the only duplicates are the unconfirmed tail", async () => {

@@ -1,12 +1,11 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Broker, startBroker } from "../harness/broker.js";
+import { describe, expect, it } from "vitest";
 import { type CdcProcess, startCdc } from "../harness/cdc.js";
 import { type Consumer, startConsumer } from "../harness/consumer.js";
 import { waitFor } from "../harness/ports.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { checkDelivery, committedIds, confirmedPosition, createWorkload, lsnValue, sleep, startWriter, totalOf, waitForAll, type Workload, writeBacklog } from "./support.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 /**
  * Restart semantics, one case per test, measured: changes lost (must be 0 everywhere) and
@@ -16,16 +15,7 @@ import { checkDelivery, committedIds, confirmedPosition, createWorkload, lsnValu
  * PostgreSQL version the harness starts.
  */
 
-let db: PostgresServer;
-let broker: Broker;
-
-beforeAll(async () => {
-  [db, broker] = await Promise.all([startPostgres(), startBroker()]);
-});
-
-afterAll(async () => {
-  await Promise.all([db?.close(), broker?.close()]);
-});
+const [db, broker] = useClusterAndBroker();
 
 interface Setup {
   readonly workload: Workload;

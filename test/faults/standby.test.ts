@@ -1,21 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Broker, startBroker } from "../harness/broker.js";
+import { describe, expect, it } from "vitest";
 import { startCdc } from "../harness/cdc.js";
 import { startConsumer } from "../harness/consumer.js";
 import { waitFor } from "../harness/ports.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { checkDelivery, committedIds, confirmedPosition, createWorkload, duplicatesOutsideTail, sleep, startWriter, waitForAll } from "./support.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
-let db: PostgresServer;
-let broker: Broker;
-
-beforeAll(async () => {
-  [db, broker] = await Promise.all([startPostgres(), startBroker()]);
-});
-
-afterAll(async () => {
-  await Promise.all([db?.close(), broker?.close()]);
-});
+const [db, broker] = useClusterAndBroker();
 
 describe("two instances on the same slot", () => {
   it("the second waits as a standby and takes over within seconds when the first is killed; only the unconfirmed tail is published twice", async () => {

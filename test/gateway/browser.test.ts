@@ -4,12 +4,11 @@ import { join } from "node:path";
 import type { Client as PgClient } from "pg";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Broker, startBroker } from "../harness/broker.js";
 import { type CdcProcess, runCli, startCdc } from "../harness/cdc.js";
 import { freePort, waitFor } from "../harness/ports.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { exited } from "../harness/processes.js";
 import { RULES_YAML, SECRET, token } from "./support.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 /** Launch flags for Debian's Chromium as root without a network (see TOOLCHAIN.md). */
 const CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
@@ -17,8 +16,7 @@ const ARTIFACTS = join(import.meta.dirname, "..", "..", "test-artifacts");
 /** The promise: each change is on the page within one second of its COMMIT. */
 const VISIBLE_WITHIN_MS = 1000;
 
-let pg: PostgresServer;
-let broker: Broker;
+const [pg, broker] = useClusterAndBroker();
 let cdc: CdcProcess;
 let gateway: ReturnType<typeof runCli>;
 let gatewayUrl: string;
@@ -26,7 +24,6 @@ let browser: Browser;
 let writer: PgClient;
 
 beforeAll(async () => {
-  [pg, broker] = await Promise.all([startPostgres(), startBroker()]);
   await pg.query("CREATE TABLE t_devices (id_device int PRIMARY KEY, id_site int NOT NULL, device_name text NOT NULL, device_status text)");
   cdc = await startCdc({ databaseUrl: pg.url, mqttUrl: broker.url, args: ["--tables", "t_devices", "--slot", "browser", "--publication", "browser", "--rpc"] });
   // A row from before the gateway started: pages get it on load only through the snapshot it asks for.
@@ -53,7 +50,6 @@ afterAll(async () => {
     await exited(gateway.child);
   }
   await cdc?.stop();
-  await Promise.all([pg?.close(), broker?.close()]);
 });
 
 async function openPage(context: BrowserContext, sites: number[]): Promise<Page> {

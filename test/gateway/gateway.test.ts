@@ -6,20 +6,17 @@ import { parseRules } from "../../src/gateway/rules.js";
 import { Gateway, type GatewayOptions } from "../../src/gateway/server.js";
 import { DatabaseEvent_EventType } from "../../src/messages/index.js";
 import { createLogger } from "../../src/ops/log.js";
-import { type Broker, startBroker } from "../harness/broker.js";
 import { type CdcProcess, startCdc } from "../harness/cdc.js";
 import { waitFor } from "../harness/ports.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { connectClient, RULES_YAML, SECRET, subscribe, type TestClient, token } from "./support.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
-let pg: PostgresServer;
-let broker: Broker;
+const [pg, broker] = useClusterAndBroker();
 let cdc: CdcProcess;
 const gateways: Gateway[] = [];
 const clients: TestClient[] = [];
 
 beforeAll(async () => {
-  [pg, broker] = await Promise.all([startPostgres(), startBroker()]);
   await pg.query("CREATE TABLE t_devices (id_device serial PRIMARY KEY, id_site int NOT NULL, device_name text NOT NULL, payload text)");
   cdc = await startCdc({ databaseUrl: pg.url, mqttUrl: broker.url, args: ["--tables", "t_devices", "--slot", "gw", "--publication", "gw"] });
 }, 120_000);
@@ -31,7 +28,6 @@ afterEach(async () => {
 
 afterAll(async () => {
   await cdc?.stop();
-  await Promise.all([pg?.close(), broker?.close()]);
 });
 
 async function startGateway(overrides: Partial<GatewayOptions> = {}): Promise<Gateway> {

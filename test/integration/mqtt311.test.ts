@@ -1,29 +1,15 @@
-import { startAedes } from "../harness/broker.js";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { startCdc } from "../harness/cdc.js";
 import { startConsumer } from "../harness/consumer.js";
-import { startPostgres, type PostgresServer } from "../harness/postgres.js";
+import { useClusterAndAedes } from "../harness/servers.js";
 
 /** aedes speaks only MQTT 3.1.1: tera-cdc must fall back and still deliver the same payloads. */
-let pg: PostgresServer;
-let aedes: Awaited<ReturnType<typeof startAedes>>;
-let url: string;
-
-beforeAll(async () => {
-  pg = await startPostgres();
-  aedes = await startAedes();
-  url = aedes.url;
-});
-
-afterAll(async () => {
-  await aedes?.close();
-  await pg?.close();
-});
+const [pg, aedes] = useClusterAndAedes();
 
 it("falls back to MQTT 3.1.1 and publishes the same TeraEvents without user properties", async () => {
   await pg.query("CREATE TABLE t_users (id_user int PRIMARY KEY, user_name text)");
-  const consumer = await startConsumer(url, "module/TeraServer/DatabaseModule/events/#", { protocolVersion: 4 });
-  const cdc = await startCdc({ databaseUrl: pg.url, mqttUrl: url, args: ["--tables", "t_users"] });
+  const consumer = await startConsumer(aedes.url, "module/TeraServer/DatabaseModule/events/#", { protocolVersion: 4 });
+  const cdc = await startCdc({ databaseUrl: pg.url, mqttUrl: aedes.url, args: ["--tables", "t_users"] });
   expect(cdc.logs()).toMatch(/broker does not speak MQTT 5; using MQTT 3.1.1/);
   await pg.query("INSERT INTO t_users VALUES (1, 'Ada'), (2, 'Grace')");
   await pg.query("DELETE FROM t_users WHERE id_user = 1");

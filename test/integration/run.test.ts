@@ -1,23 +1,15 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBroker, type Broker } from "../harness/broker.js";
+import { describe, expect, it } from "vitest";
+import { startBroker } from "../harness/broker.js";
 import { startCdc } from "../harness/cdc.js";
 import { startConsumer } from "../harness/consumer.js";
 import { runCli } from "../harness/cdc.js";
 import { exited } from "../harness/processes.js";
 import { freePort } from "../harness/ports.js";
-import { startPostgres, type PostgresServer } from "../harness/postgres.js";
+import { startPostgres } from "../harness/postgres.js";
 import { parseLsn } from "../../src/lsn.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
-let pg: PostgresServer;
-let broker: Broker;
-
-beforeAll(async () => {
-  [pg, broker] = await Promise.all([startPostgres(), startBroker()]);
-});
-
-afterAll(async () => {
-  await Promise.all([pg?.close(), broker?.close()]);
-});
+const [pg, broker] = useClusterAndBroker();
 
 /** Each test streams its own table through its own slot and publication. */
 async function streamTable(name: string, ddl: string, extraArgs: string[] = []) {

@@ -1,15 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBroker, type Broker } from "../harness/broker.js";
 import { startCdc, type CdcProcess } from "../harness/cdc.js";
 import { startConsumer, type Consumer } from "../harness/consumer.js";
-import { startPostgres, type PostgresServer } from "../harness/postgres.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 /**
  * Every built-in type the value rules touch, with edge values, through a real WAL stream: each
  * row's published JSON must follow the documented rule, and none may stop the stream.
  */
-let pg: PostgresServer;
-let broker: Broker;
+const [pg, broker] = useClusterAndBroker();
 let cdc: CdcProcess;
 let consumer: Consumer;
 
@@ -50,7 +48,6 @@ const COLUMNS: [name: string, type: string][] = [
 ];
 
 beforeAll(async () => {
-  [pg, broker] = await Promise.all([startPostgres(), startBroker()]);
   await pg.query(`
     CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
     CREATE DOMAIN positive_int AS integer CHECK (VALUE > 0);
@@ -64,7 +61,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await cdc?.stop();
   await consumer?.close();
-  await Promise.all([pg?.close(), broker?.close()]);
 });
 
 /** Inserts one row (id plus the given column values as SQL literals) and returns its published object. */

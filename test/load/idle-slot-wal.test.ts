@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Broker, startBroker } from "../harness/broker.js";
+import { describe, expect, it } from "vitest";
 import { startCdc } from "../harness/cdc.js";
 import { startConsumer } from "../harness/consumer.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { MB } from "./support.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 /**
  * Issue 4 item 9: the published table is idle while an unpublished table takes heavy writes
@@ -16,16 +15,7 @@ const WRITE_SECONDS = Number(process.env.TERA_CDC_WAL_SECONDS ?? 30);
 const RETAINED_BOUND = 64 * MB;
 
 describe("idle publication, busy database", () => {
-  let pg: PostgresServer;
-  let broker: Broker;
-
-  beforeAll(async () => {
-    [pg, broker] = await Promise.all([startPostgres(), startBroker()]);
-  });
-
-  afterAll(async () => {
-    await Promise.all([pg?.close(), broker?.close()]);
-  });
+  const [pg, broker] = useClusterAndBroker();
 
   it("keeps the slot's retained WAL small while unpublished tables take heavy writes", async () => {
     await pg.query("CREATE TABLE t_quiet (id_quiet int PRIMARY KEY, quiet_name text)");

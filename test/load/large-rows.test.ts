@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Broker, startBroker } from "../harness/broker.js";
+import { beforeAll, describe, expect, it } from "vitest";
 import { startCdc } from "../harness/cdc.js";
 import { startConsumer } from "../harness/consumer.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 /**
  * Issue 4 item 8: rows with 10 MB text and bytea values and a row of a table with 1,600
@@ -14,18 +13,12 @@ const TEN_MB = 10 * 1024 * 1024;
 const WIDE_COLUMNS = 1600;
 
 describe("large rows", () => {
-  let pg: PostgresServer;
-  let broker: Broker;
+  const [pg, broker] = useClusterAndBroker();
 
   beforeAll(async () => {
-    [pg, broker] = await Promise.all([startPostgres(), startBroker()]);
     await pg.query("CREATE TABLE t_blobs (id_blob int PRIMARY KEY, blob_text text, blob_bytes bytea)");
     const columns = Array.from({ length: WIDE_COLUMNS - 1 }, (_, i) => `c${i + 1} int`).join(", ");
     await pg.query(`CREATE TABLE t_wides (id_wide int PRIMARY KEY, ${columns})`);
-  });
-
-  afterAll(async () => {
-    await Promise.all([pg?.close(), broker?.close()]);
   });
 
   /** 10 MB of text and 10 MB of incompressible bytes (md5 chains), made by PostgreSQL. */

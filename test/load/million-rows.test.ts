@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Broker, startBroker } from "../harness/broker.js";
+import { describe, expect, it } from "vitest";
 import { startCdc } from "../harness/cdc.js";
 import { waitFor } from "../harness/ports.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { decodeObject, MB, residentBytes, sampleResidentMemory, startCountingConsumer } from "./support.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 /**
  * Issue 4 item 7 (slow): one transaction of 1,000,000 inserts is delivered completely and in
@@ -23,16 +22,7 @@ const MEMORY_BOUND = 100 * MB;
 const GROWTH_BOUND = 40 * MB;
 
 describe("one transaction of a million rows", () => {
-  let pg: PostgresServer;
-  let broker: Broker;
-
-  beforeAll(async () => {
-    [pg, broker] = await Promise.all([startPostgres(), startBroker()]);
-  });
-
-  afterAll(async () => {
-    await Promise.all([pg?.close(), broker?.close()]);
-  });
+  const [pg, broker] = useClusterAndBroker();
 
   it("is delivered completely, in order, with flat memory", async () => {
     await pg.query("CREATE TABLE t_readings (id_reading int PRIMARY KEY, reading_value double precision, reading_label text)");

@@ -3,19 +3,16 @@ import { Aedes } from "aedes";
 import mqtt from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeTeraEvent, encodeDatabaseTeraEvent, LogEvent_LogLevel, unpackAny } from "../../src/messages/index.js";
-import { startBroker, type Broker } from "../harness/broker.js";
 import { type CdcProcess, runCli, startCdc } from "../harness/cdc.js";
 import { freePort, waitFor } from "../harness/ports.js";
-import { startPostgres, type PostgresServer } from "../harness/postgres.js";
 import { exited } from "../harness/processes.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 /** tail, status and /metrics against a real `tera-cdc run` streaming from PostgreSQL to Mosquitto. */
-let pg: PostgresServer;
-let broker: Broker;
+const [pg, broker] = useClusterAndBroker();
 let cdc: CdcProcess;
 
 beforeAll(async () => {
-  [pg, broker] = await Promise.all([startPostgres(), startBroker()]);
   await pg.query("CREATE TABLE t_devices (id_device int PRIMARY KEY, device_name text)");
   await pg.query("CREATE TABLE t_users (id_user int PRIMARY KEY, user_name text)");
   cdc = await startCdc({ databaseUrl: pg.url, mqttUrl: broker.url, args: ["--tables", "t_devices,t_users", "--slot", "ops", "--publication", "ops", "--log-to-mqtt"] });
@@ -23,7 +20,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (cdc && cdc.child.exitCode === null) await cdc.stop();
-  await Promise.all([pg?.close(), broker?.close()]);
 });
 
 /** `tera-cdc tail` running until it has subscribed. */

@@ -10,13 +10,12 @@ import { WebSocket } from "ws";
 import { subscribe, type Change, type Subscription } from "../../src/client/index.js";
 import { SUBPROTOCOL } from "../../src/gateway/auth.js";
 import { decodeTeraMessage, unpackAny } from "../../src/messages/index.js";
-import { type Broker, startBroker } from "../harness/broker.js";
 import { type CdcProcess, runCli, startCdc } from "../harness/cdc.js";
 import { type Consumer, startConsumer } from "../harness/consumer.js";
 import { freePort, waitFor } from "../harness/ports.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { exited } from "../harness/processes.js";
 import { BIG, COLUMNS, ROW, type Row, TYPES_DDL } from "./columns.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 /**
  * The differential oracle: generated rows over every type of the value rules, through every path
@@ -40,8 +39,7 @@ const ROWS_PER_ROUND = Number(process.env.ORACLE_ROWS ?? 12);
 const SOAK_SECONDS = Number(process.env.ORACLE_SECONDS ?? 0);
 const SEED = process.env.ORACLE_SEED === "random" ? Math.floor(Math.random() * 2 ** 31) : Number(process.env.ORACLE_SEED ?? 20261202);
 
-let db: PostgresServer;
-let broker: Broker;
+const [db, broker] = useClusterAndBroker();
 let cdc: CdcProcess;
 let consumer: Consumer;
 let gateway: ChildProcess;
@@ -63,7 +61,6 @@ interface RawEvent {
 }
 
 beforeAll(async () => {
-  [db, broker] = await Promise.all([startPostgres(), startBroker()]);
   await db.query(TYPES_DDL);
   const columns = COLUMNS.map((c) => `${c.name} ${c.type}`).join(", ");
   for (const [identity, table] of [["DEFAULT", TABLES.def], ["FULL", TABLES.full]] as const) {
@@ -115,7 +112,6 @@ afterAll(async () => {
   }
   await consumer?.close();
   if (cdc) await cdc.stop();
-  await Promise.all([db?.close(), broker?.close()]);
 });
 
 async function connectGateway(port: number): Promise<WebSocket> {

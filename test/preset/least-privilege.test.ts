@@ -1,22 +1,19 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Broker, startBroker } from "../harness/broker.js";
+import { beforeAll, describe, expect, it } from "vitest";
 import { runCli, startCdc } from "../harness/cdc.js";
 import { waitFor } from "../harness/ports.js";
 import { exited } from "../harness/processes.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { intArg, rpcClient, stringArg } from "../snapshot/support.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 const SQL_DIR = join(import.meta.dirname, "..", "..", "sql");
 
-let postgres: PostgresServer;
-let broker: Broker;
+const [postgres, broker] = useClusterAndBroker();
 /** The database URL as the role sql/prepare-database.sql creates (the test cluster trusts local logins). */
 let roleUrl: string;
 
 beforeAll(async () => {
-  [postgres, broker] = await Promise.all([startPostgres(), startBroker()]);
   for (const file of ["opentera-schema.sql", "opentera-sample-data.sql", "prepare-database.sql"]) await postgres.query(readFileSync(join(SQL_DIR, file), "utf8"));
   // What a DBA of a real server does too: PUBLIC may not create in public (PostgreSQL 15's default).
   await postgres.query("REVOKE CREATE ON SCHEMA public FROM PUBLIC; REVOKE CREATE, TEMPORARY ON DATABASE postgres FROM PUBLIC");
@@ -25,10 +22,6 @@ beforeAll(async () => {
   url.password = "";
   roleUrl = url.toString();
 }, 120_000);
-
-afterAll(async () => {
-  await Promise.all([postgres?.close(), broker?.close()]);
-});
 
 async function check(args: string[] = []): Promise<{ code: number | null; stdout: string }> {
   const { child, output } = runCli(["check", "--database-url", roleUrl, "--slot", "least_slot", ...args]);

@@ -1,29 +1,22 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Broker, startBroker } from "../harness/broker.js";
+import { beforeAll, describe, expect, it } from "vitest";
 import { startCdc } from "../harness/cdc.js";
 import { type ReceivedEvent, startConsumer } from "../harness/consumer.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { expectedKeys, type ModelSpec } from "./expected.js";
 import { DELETES, INSERTS, SECRET_VALUES, UPDATES } from "./workload.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 const EVENT_FIELDS = JSON.parse(readFileSync(join(import.meta.dirname, "fixtures", "event_fields.json"), "utf8")) as Record<string, ModelSpec>;
 const SQL_DIR = join(import.meta.dirname, "..", "..", "sql");
 const OP_OF_TYPE: Record<number, "create" | "update" | "delete"> = { 1: "create", 2: "update", 3: "delete" };
 
-let postgres: PostgresServer;
-let broker: Broker;
+const [postgres, broker] = useClusterAndBroker();
 
 beforeAll(async () => {
-  [postgres, broker] = await Promise.all([startPostgres(), startBroker()]);
   // What the embedded default loads: the sample schema written from OpenTera's models, and its data.
   for (const file of ["opentera-schema.sql", "opentera-sample-data.sql"]) await postgres.query(readFileSync(join(SQL_DIR, file), "utf8"));
-});
-
-afterAll(async () => {
-  await Promise.all([postgres?.close(), broker?.close()]);
 });
 
 async function replay(statements: readonly (readonly [string, string])[]): Promise<void> {

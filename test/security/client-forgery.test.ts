@@ -5,19 +5,16 @@ import { readFileSync } from "node:fs";
 import mqtt from "mqtt";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type Change, subscribe } from "../../src/client/index.js";
-import { type Broker, startBroker } from "../harness/broker.js";
 import { type CdcProcess, startCdc } from "../harness/cdc.js";
 import { waitFor } from "../harness/ports.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { positionProperties, publishForgeries, signingKeyFile } from "./support/forge.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
-let pg: PostgresServer;
-let broker: Broker;
+const [pg, broker] = useClusterAndBroker();
 let cdc: CdcProcess;
 const keyFile = signingKeyFile();
 
 beforeAll(async () => {
-  [pg, broker] = await Promise.all([startPostgres(), startBroker()]);
   await pg.query("CREATE TABLE t_projects (id_project int PRIMARY KEY, project_name text NOT NULL)");
   cdc = await startCdc({ databaseUrl: pg.url, mqttUrl: broker.url, args: ["--tables", "t_projects"], env: { TERA_CDC_SIGNING_KEY_FILE: keyFile } });
   await cdc.waitForStreaming();
@@ -25,7 +22,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await cdc?.stop();
-  await Promise.all([pg?.close(), broker?.close()]);
 });
 
 it("with signingKey, drops unsigned, wrongly signed and altered messages, counts them, and delivers the real changes", async () => {

@@ -11,15 +11,13 @@ import { createVerifier, SUBPROTOCOL } from "../../src/gateway/auth.js";
 import { parseRules } from "../../src/gateway/rules.js";
 import { Gateway, type GatewayOptions } from "../../src/gateway/server.js";
 import { createLogger } from "../../src/ops/log.js";
-import { type Broker, startBroker } from "../harness/broker.js";
 import { type CdcProcess, startCdc } from "../harness/cdc.js";
 import { waitFor } from "../harness/ports.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { connectClient, RULES_YAML, SECRET, subscribe, type TestClient, token } from "../gateway/support.js";
 import { positionProperties, publishForgeries, signingKeyFile } from "./support/forge.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
-let pg: PostgresServer;
-let broker: Broker;
+const [pg, broker] = useClusterAndBroker();
 let cdc: CdcProcess;
 const keyFile = signingKeyFile();
 const gateways: Gateway[] = [];
@@ -27,7 +25,6 @@ const clients: TestClient[] = [];
 let nextId = 1000;
 
 beforeAll(async () => {
-  [pg, broker] = await Promise.all([startPostgres(), startBroker()]);
   await pg.query("CREATE TABLE t_devices (id_device int PRIMARY KEY, id_site int NOT NULL, device_name text NOT NULL)");
   cdc = await startCdc({ databaseUrl: pg.url, mqttUrl: broker.url, args: ["--tables", "t_devices"], env: { TERA_CDC_SIGNING_KEY_FILE: keyFile } });
   await cdc.waitForStreaming();
@@ -40,7 +37,6 @@ afterEach(async () => {
 
 afterAll(async () => {
   await cdc?.stop();
-  await Promise.all([pg?.close(), broker?.close()]);
 });
 
 async function startGateway(overrides: Partial<GatewayOptions> = {}, logLines?: string[]): Promise<Gateway> {

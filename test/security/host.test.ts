@@ -3,14 +3,14 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { embeddedBanner } from "../../src/embedded/banner.js";
 import { redactUrl } from "../../src/redact.js";
-import { type Broker, startBroker } from "../harness/broker.js";
+import { startBroker } from "../harness/broker.js";
 import { type CdcProcess, runCli, startCdc } from "../harness/cdc.js";
 import { freePort, waitFor } from "../harness/ports.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { exited } from "../harness/processes.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 /**
  * Issue 14, "Medium and low", the host's side: what listens where, SIGTERM in every retry loop,
@@ -39,17 +39,11 @@ function rulesFile(): string {
   return file;
 }
 
-let pgServer: PostgresServer;
-let broker: Broker;
+const [pgServer, broker] = useClusterAndBroker();
 
 beforeAll(async () => {
-  [pgServer, broker] = await Promise.all([startPostgres(), startBroker()]);
   await pgServer.query("CREATE TABLE t_devices (id_device int PRIMARY KEY, device_name text)");
 }, 60_000);
-
-afterAll(async () => {
-  await Promise.all([pgServer?.close(), broker?.close()]);
-});
 
 describe("what listens where", () => {
   it("reproduction '/healthz and /metrics listen on 0.0.0.0': they listen on 127.0.0.1 unless --health-host says otherwise", async () => {

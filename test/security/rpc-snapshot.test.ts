@@ -2,10 +2,9 @@ import { randomBytes } from "node:crypto";
 import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeMessage, type Value } from "../../src/messages/index.js";
-import { type Broker, startBroker } from "../harness/broker.js";
 import { type CdcProcess, startCdc } from "../harness/cdc.js";
 import { waitFor } from "../harness/ports.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 /**
  * Issue 14, "Critical: the snapshot `where` filter runs the caller's SQL as tera-cdc's role".
@@ -18,8 +17,7 @@ import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 const PASSWORD_HASH = "$2b$12$SECRETHASHxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 const DEVICE_TOKEN = "device-token-SECRET-42";
 
-let pgServer: PostgresServer;
-let broker: Broker;
+const [pgServer, broker] = useClusterAndBroker();
 let cdc: CdcProcess;
 let spy: { messages: { topic: string; payload: string }[]; client: MqttClient };
 const CDC_ARGS = ["--tables", "t_devices,t_users", "--slot", "sec_slot", "--publication", "sec_pub", "--snapshot-chunk-size", "64", "--rpc"];
@@ -76,7 +74,6 @@ async function settled(reply: Reply): Promise<void> {
 }
 
 beforeAll(async () => {
-  [pgServer, broker] = await Promise.all([startPostgres(), startBroker()]);
   await pgServer.query(`
     CREATE TABLE t_users (id_user serial PRIMARY KEY, user_username text NOT NULL, user_password text NOT NULL);
     INSERT INTO t_users (user_username, user_password) VALUES ('admin', '${PASSWORD_HASH}');
@@ -93,7 +90,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await spy?.client.endAsync(true);
   await cdc?.stop();
-  await Promise.all([pgServer?.close(), broker?.close()]);
 });
 
 describe("issue 14: no SQL from the wire", () => {

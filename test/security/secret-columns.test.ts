@@ -1,11 +1,10 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Broker, startBroker } from "../harness/broker.js";
+import { describe, expect, it } from "vitest";
 import { startCdc } from "../harness/cdc.js";
 import { startConsumer } from "../harness/consumer.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 /**
  * Issue 4 item 14: a secret-looking column (`user_password`) never reaches the broker, whatever
@@ -13,16 +12,7 @@ import { type PostgresServer, startPostgres } from "../harness/postgres.js";
  * where PostgreSQL does put the whole old row, secret included, into the WAL.
  */
 describe("secret-looking columns", () => {
-  let pg: PostgresServer;
-  let broker: Broker;
-
-  beforeAll(async () => {
-    [pg, broker] = await Promise.all([startPostgres(), startBroker()]);
-  });
-
-  afterAll(async () => {
-    await Promise.all([pg?.close(), broker?.close()]);
-  });
+  const [pg, broker] = useClusterAndBroker();
 
   it("withholds user_password on insert, update and delete with REPLICA IDENTITY FULL", async () => {
     const secrets = ["hunter2-insert-SECRET", "correct-horse-UPDATE-SECRET", "third-SECRET-before-delete"];

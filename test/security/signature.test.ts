@@ -7,14 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import mqtt from "mqtt";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { sign, signed, verify } from "../../src/messages/signature.js";
 import { readSigningKey } from "../../src/signing-key.js";
-import { type Broker, startBroker, startAedes } from "../harness/broker.js";
 import { runCli, startCdc } from "../harness/cdc.js";
 import { waitFor } from "../harness/ports.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { exited } from "../harness/processes.js";
+import { useClusterAndAedes, useClusterAndBroker } from "../harness/servers.js";
 
 const VERIFIER = join(import.meta.dirname, "support", "verify_signature.py");
 const dir = mkdtempSync(join(tmpdir(), "tera-signature-"));
@@ -128,15 +127,7 @@ describe("the key file", () => {
 });
 
 describe("a real run with --signing-key-file", () => {
-  let pg: PostgresServer;
-  let broker: Broker;
-
-  beforeAll(async () => {
-    [pg, broker] = await Promise.all([startPostgres(), startBroker()]);
-  });
-  afterAll(async () => {
-    await Promise.all([pg?.close(), broker?.close()]);
-  });
+  const [pg, broker] = useClusterAndBroker();
 
   it("publishes every message with a sig the Python verifier accepts (events, batches, truncate, oversize replacements)", async () => {
     await pg.query("CREATE TABLE t_sites (id_site int PRIMARY KEY, site_name text)");
@@ -174,22 +165,11 @@ describe("a real run with --signing-key-file", () => {
 });
 
 describe("an MQTT 3.1.1 broker (no user properties)", () => {
-  let aedes: Awaited<ReturnType<typeof startAedes>>;
-  let url: string;
-  let pg: PostgresServer;
-  beforeAll(async () => {
-    pg = await startPostgres();
-    aedes = await startAedes();
-    url = aedes.url;
-  });
-  afterAll(async () => {
-    await aedes?.close();
-    await pg?.close();
-  });
+  const [pg, aedes] = useClusterAndAedes();
 
   it("makes run with a signing key stop at start with exit 2: there is nowhere to put the signature", async () => {
     await pg.query("CREATE TABLE t_users (id_user int PRIMARY KEY)");
-    const { child, output } = runCli(["run", "--database-url", pg.url, "--mqtt-url", url, "--tables", "t_users", "--signing-key-file", keyFile]);
+    const { child, output } = runCli(["run", "--database-url", pg.url, "--mqtt-url", aedes.url, "--tables", "t_users", "--signing-key-file", keyFile]);
     expect(await exited(child, 60_000)).toBe(2);
     expect(output().stderr).toMatch(/speaks only MQTT 3\.1\.1, which has no user properties to carry the signature/);
   });

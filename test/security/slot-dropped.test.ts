@@ -1,29 +1,22 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Broker, startBroker } from "../harness/broker.js";
+import { afterAll, describe, expect, it } from "vitest";
 import { startCdc } from "../harness/cdc.js";
 import { startConsumer } from "../harness/consumer.js";
 import { waitFor } from "../harness/ports.js";
 import { exited } from "../harness/processes.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 /**
  * Issue 14's reproduction: a snapshot filter dropped the slot; on restart `run` silently created a
  * new slot and a change made in between was never published. Here the slot is dropped with SQL
  * directly (what any role with REPLICATION can do), stopped or under a running tera-cdc.
  */
-let db: PostgresServer;
-let broker: Broker;
+const [db, broker] = useClusterAndBroker();
 const dirs: string[] = [];
 
-beforeAll(async () => {
-  [db, broker] = await Promise.all([startPostgres(), startBroker()]);
-});
-
 afterAll(async () => {
-  await Promise.all([db?.close(), broker?.close()]);
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 

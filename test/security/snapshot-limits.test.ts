@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Broker, startBroker } from "../harness/broker.js";
 import { type CdcProcess, runCli, startCdc } from "../harness/cdc.js";
 import { waitFor } from "../harness/ports.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { exited } from "../harness/processes.js";
 import { intArg, rpcClient, stringArg } from "../snapshot/support.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 /**
  * Issue 14 item 1, the bounds on what one RPC caller can make tera-cdc do: a statement that
@@ -12,13 +11,11 @@ import { intArg, rpcClient, stringArg } from "../snapshot/support.js";
  * only a few snapshots run at once, and `tera-cdc snapshot --where` sends structure, not SQL.
  */
 
-let pgServer: PostgresServer;
-let broker: Broker;
+const [pgServer, broker] = useClusterAndBroker();
 let cdc: CdcProcess;
 let rpc: Awaited<ReturnType<typeof rpcClient>>;
 
 beforeAll(async () => {
-  [pgServer, broker] = await Promise.all([startPostgres(), startBroker()]);
   await pgServer.query(`
     CREATE TABLE t_devices (id_device int PRIMARY KEY, id_site int NOT NULL, device_name text);
     INSERT INTO t_devices SELECT g, g % 5, 'dev' || g FROM generate_series(1, 500) g;
@@ -36,7 +33,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rpc?.close();
   await cdc?.stop();
-  await Promise.all([pgServer?.close(), broker?.close()]);
 });
 
 describe("bounds on a snapshot request", () => {

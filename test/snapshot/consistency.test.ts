@@ -1,27 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type pg from "pg";
-import { type Broker, startBroker } from "../harness/broker.js";
 import { runCli, startCdc } from "../harness/cdc.js";
 import { waitFor } from "../harness/ports.js";
-import { startPostgres, type PostgresServer } from "../harness/postgres.js";
 import { exited } from "../harness/processes.js";
 import { applyStream, prng } from "./support.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 /**
  * The property that matters: a consumer that starts empty and applies the stream (snapshot rows
  * and live events in arrival order) ends with exactly the table's contents, while a writer
  * inserts, updates and deletes random rows throughout the snapshot.
  */
-let pgServer: PostgresServer;
-let broker: Broker;
-
-beforeAll(async () => {
-  [pgServer, broker] = await Promise.all([startPostgres(), startBroker()]);
-}, 60_000);
-
-afterAll(async () => {
-  await Promise.all([pgServer?.close(), broker?.close()]);
-});
+const [pgServer, broker] = useClusterAndBroker();
 
 /** Random single- and multi-row transactions until stopped; returns how many it committed. */
 function startWriter(client: pg.Client, table: string, seed: number, firstFreeId: number): { stop(): Promise<number> } {

@@ -1,17 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Broker, startBroker } from "../harness/broker.js";
 import { type CdcProcess, startCdc } from "../harness/cdc.js";
 import { waitFor } from "../harness/ports.js";
-import { startPostgres, type PostgresServer } from "../harness/postgres.js";
 import { applyStream, intArg, rpcClient, stringArg } from "./support.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
-let pgServer: PostgresServer;
-let broker: Broker;
+const [pgServer, broker] = useClusterAndBroker();
 let cdc: CdcProcess;
 let rpc: Awaited<ReturnType<typeof rpcClient>>;
 
 beforeAll(async () => {
-  [pgServer, broker] = await Promise.all([startPostgres(), startBroker()]);
   await pgServer.query(`
     CREATE TABLE snap_where (id int PRIMARY KEY, site int NOT NULL, val text);
     INSERT INTO snap_where SELECT g, g % 5, 'v' || g FROM generate_series(1, 1000) g;
@@ -31,7 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rpc?.close();
   await cdc?.stop();
-  await Promise.all([pgServer?.close(), broker?.close()]);
 });
 
 async function waitForEnd(id: number, timeoutMs = 120_000): Promise<Record<string, any>> {
