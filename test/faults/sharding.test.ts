@@ -1,11 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Broker, startBroker } from "../harness/broker.js";
+import { describe, expect, it } from "vitest";
 import { type CdcProcess, startCdc } from "../harness/cdc.js";
 import type { ReceivedEvent } from "../harness/consumer.js";
 import { startConsumer } from "../harness/consumer.js";
 import { waitFor } from "../harness/ports.js";
-import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { checkDelivery, committedIds, confirmedPosition, createWorkload, duplicatesOutsideTail, sleep, startWriter, type Workload } from "./support.js";
+import { useClusterAndBroker } from "../harness/servers.js";
 
 /**
  * Issue 18.4: sharding by tables. Two shards of one database, each its own tables, publication
@@ -14,16 +13,7 @@ import { checkDelivery, committedIds, confirmedPosition, createWorkload, duplica
  * process, complete, with no event published twice), and shard 1's standby takes over with
  * nothing lost (only the unconfirmed tail published again).
  */
-let db: PostgresServer;
-let broker: Broker;
-
-beforeAll(async () => {
-  [db, broker] = await Promise.all([startPostgres(), startBroker()]);
-}, 120_000);
-
-afterAll(async () => {
-  await Promise.all([db?.close(), broker?.close()]);
-});
+const [db, broker] = useClusterAndBroker();
 
 interface Shard {
   readonly workload: Workload;
