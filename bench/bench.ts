@@ -417,10 +417,16 @@ class Bench {
           await this.recvSlot(`${publication}_slot`);
           const from = nextId;
           nextId += rows;
+          // CPU time of tera-cdc and of the slot's walsender (decoding), the capacity model's per-core figures (docs/scaling.md).
+          const walsender = Number((await this.sql("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", [slot])).rows[0]?.active_pid);
+          const cpuBefore = [cpuSecondsOf(cdc.child.pid!), cpuSecondsOf(walsender)];
           await this.sql(kind === "bulk" ? this.bulkInsert(table, "id_bulk", from, nextId - 1) : this.openteraInsert(from, nextId - 1));
           await subscriber.waitForEvents(rows);
           if (subscriber.events !== rows) throw new Error(`expected ${rows} events, subscriber holds ${subscriber.events}`);
+          const [cdcCpu, walsenderCpu] = [cpuSecondsOf(cdc.child.pid!) - cpuBefore[0]!, cpuSecondsOf(walsender) - cpuBefore[1]!];
           this.results.add(`cdc-${kind}-${batched ? "batched" : "single"}`, `tera-cdc ${name}, ${mode}`, "changes/s", "tera-cdc", this.endToEnd(subscriber, rows));
+          this.results.add(`core-${kind}-${batched ? "batched" : "single"}`, `tera-cdc ${name}, ${mode}, per second of its CPU`, "changes/core-s", "tera-cdc", rows / Math.max(cdcCpu, 0.01));
+          this.results.add(`walsender-${kind}-${batched ? "batched" : "single"}`, `walsender decoding ${name} for tera-cdc, per second of its CPU`, "changes/core-s", "raw", rows / Math.max(walsenderCpu, 0.01));
           const payloadBytes = Math.round(subscriber.payloadBytes / subscriber.messages);
           const seconds = await this.recvDrain(`${publication}_slot`, publication);
           this.results.add(`recv-${kind}`, `pg_recvlogical ${name}`, "changes/s", "raw", rows / seconds);
