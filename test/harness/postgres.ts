@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { chownSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -91,18 +91,27 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   return {
     ...cluster.server,
     async startStandby(standbySettings = {}) {
-      // A cold copy is a valid base backup (no pg_basebackup in the npm packages): stop, copy, start both.
-      await cluster.stop();
+      // A base backup of the running primary with the low-level backup functions and a file copy
+      // (the npm packages have no pg_basebackup): the primary keeps running and taking writes.
       const standbyRoot = mkdtempSync(join(tmpdir(), "tera-cdc-pg-standby-"));
       const standbyData = join(standbyRoot, "data");
-      execFileSync("cp", ["-a", dataDir, standbyData]);
-      rmSync(join(standbyData, "postmaster.pid"), { force: true });
-      writeFileSync(join(standbyData, "standby.signal"), "");
-      if (asRoot) {
-        chownSync(standbyRoot, uid!, gid!);
-        chownSync(join(standbyData, "standby.signal"), uid!, gid!);
+      const session = await cluster.server.connect();
+      try {
+        // 15+: pg_backup_start/stop; 14: their non-exclusive forms pg_start_backup/pg_stop_backup.
+        const modern = (await session.query("SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'pg_backup_start'")).rows[0].n > 0;
+        await session.query(modern ? "SELECT pg_backup_start('tera-cdc standby', true)" : "SELECT pg_start_backup('tera-cdc standby', true, false)");
+        // WAL comes from the primary by streaming; a file the server removes mid-copy is not needed.
+        execFileSync("sh", ["-c", 'cp -a "$1" "$2" 2>/dev/null; exit 0', "sh", dataDir, standbyData]);
+        const stopped = (await session.query(modern ? "SELECT labelfile, spcmapfile FROM pg_backup_stop(false)" : "SELECT labelfile, spcmapfile FROM pg_stop_backup(false, false)")).rows[0];
+        for (const name of ["postmaster.pid", "postmaster.opts"]) rmSync(join(standbyData, name), { force: true });
+        for (const file of readdirSync(join(standbyData, "pg_wal"))) if (/^[0-9A-F]{24}/.test(file)) rmSync(join(standbyData, "pg_wal", file), { force: true });
+        writeFileSync(join(standbyData, "backup_label"), stopped.labelfile);
+        if (stopped.spcmapfile) writeFileSync(join(standbyData, "tablespace_map"), stopped.spcmapfile);
+      } finally {
+        await session.end();
       }
-      await cluster.start();
+      writeFileSync(join(standbyData, "standby.signal"), "");
+      if (asRoot) execFileSync("chown", ["-R", `${uid}:${gid}`, standbyRoot]);
       const standby = await localCluster({
         root: standbyRoot,
         dataDir: standbyData,
