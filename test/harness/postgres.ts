@@ -42,7 +42,7 @@ export interface PostgresServer {
   startServer(): Promise<void>;
   close(): Promise<void>;
   /**
-   * A streaming physical standby of this (local) cluster, from a cold copy of its data; `settings`
+   * A streaming physical standby of this (local) cluster, from a base backup of the running primary; `settings`
    * add to the primary's (primary_slot_name, sync_replication_slots, ...). Its close() removes it.
    */
   startStandby?(settings?: Record<string, string>): Promise<PostgresServer>;
