@@ -35,7 +35,7 @@ if (bad.length > 0) {
 }
 
 function vitest(files: string[], env: Record<string, string>): boolean {
-  const run = spawnSync(process.execPath, [join(root, "node_modules", "vitest", "vitest.mjs"), "run", ...files, "--maxWorkers=1"], {
+  const run = spawnSync(process.execPath, [join(root, "node_modules", "vitest", "vitest.mjs"), "run", ...files, "--maxWorkers=2"], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: "inherit",
