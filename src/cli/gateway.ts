@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { ConfigError, parseSettings, type SettingSpec, signingKeyOf } from "../config.js";
 import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
 import { createVerifier } from "../gateway/auth.js";
+import { GATEWAY_DEFAULTS } from "../gateway/defaults.js";
 import { type AccessRules, readRulesFile, RulesError } from "../gateway/rules.js";
 import { Gateway, type GatewayOptions } from "../gateway/server.js";
 import { buildWebAssets } from "../gateway/web.js";
@@ -31,15 +32,15 @@ export const GATEWAY_SETTINGS = [
   runSetting("signing-key-file"),
   { name: "rules", env: "TERA_CDC_GATEWAY_RULES", kind: { type: "file" }, help: "YAML or JSON file of per-model access rules (docs/gateway.md)" },
   { name: "models", env: "TERA_CDC_GATEWAY_MODELS", kind: { type: "list" }, help: "models to serve (default: every model in the rules file)" },
-  { name: "ring-events", env: "TERA_CDC_GATEWAY_RING_EVENTS", kind: { type: "int", min: 1, max: 10_000_000 }, default: 100_000, help: "recent events kept for resuming clients, at most" },
-  { name: "ring-bytes", env: "TERA_CDC_GATEWAY_RING_BYTES", kind: { type: "int", min: 1024, max: 8_589_934_592 }, default: 67_108_864, help: "bytes of recent events kept for resuming clients, at most" },
-  { name: "max-client-buffer", env: "TERA_CDC_GATEWAY_MAX_CLIENT_BUFFER", kind: { type: "int", min: 1024, max: 1_073_741_824 }, default: 4_194_304, help: "bytes waiting to be sent to one client: over it without draining for 2 s, or over 16 times it, the client is disconnected as too slow" },
-  { name: "ping-interval-ms", env: "TERA_CDC_GATEWAY_PING_INTERVAL_MS", kind: { type: "int", min: 100, max: 600_000 }, default: 10_000, help: "ping period; a client that misses one answer is dropped" },
-  { name: "max-keys-per-client", env: "TERA_CDC_GATEWAY_MAX_KEYS_PER_CLIENT", kind: { type: "int", min: 1, max: 100_000_000 }, default: 100_000, help: "object keys remembered per client to route deletes; beyond it the client resyncs" },
-  { name: "session-ttl-ms", env: "TERA_CDC_GATEWAY_SESSION_TTL_MS", kind: { type: "int", min: 0, max: 86_400_000 }, default: 300_000, help: "how long a disconnected client can resume" },
-  { name: "max-sessions", env: "TERA_CDC_GATEWAY_MAX_SESSIONS", kind: { type: "int", min: 1, max: 10_000_000 }, default: 10_000, help: "client sessions kept for resume, at most" },
+  { name: "ring-events", env: "TERA_CDC_GATEWAY_RING_EVENTS", kind: { type: "int", min: 1, max: 10_000_000 }, default: GATEWAY_DEFAULTS.ringEvents, help: "recent events kept for resuming clients, at most" },
+  { name: "ring-bytes", env: "TERA_CDC_GATEWAY_RING_BYTES", kind: { type: "int", min: 1024, max: 8_589_934_592 }, default: GATEWAY_DEFAULTS.ringBytes, help: "bytes of recent events kept for resuming clients, at most" },
+  { name: "max-client-buffer", env: "TERA_CDC_GATEWAY_MAX_CLIENT_BUFFER", kind: { type: "int", min: 1024, max: 1_073_741_824 }, default: GATEWAY_DEFAULTS.maxClientBufferBytes, help: "bytes waiting to be sent to one client: over it without draining for 2 s, or over 16 times it, the client is disconnected as too slow" },
+  { name: "ping-interval-ms", env: "TERA_CDC_GATEWAY_PING_INTERVAL_MS", kind: { type: "int", min: 100, max: 600_000 }, default: GATEWAY_DEFAULTS.pingIntervalMs, help: "ping period; a client that misses one answer is dropped" },
+  { name: "max-keys-per-client", env: "TERA_CDC_GATEWAY_MAX_KEYS_PER_CLIENT", kind: { type: "int", min: 1, max: 100_000_000 }, default: GATEWAY_DEFAULTS.maxKeysPerClient, help: "object keys remembered per client to route deletes; beyond it the client resyncs" },
+  { name: "session-ttl-ms", env: "TERA_CDC_GATEWAY_SESSION_TTL_MS", kind: { type: "int", min: 0, max: 86_400_000 }, default: GATEWAY_DEFAULTS.sessionTtlMs, help: "how long a disconnected client can resume" },
+  { name: "max-sessions", env: "TERA_CDC_GATEWAY_MAX_SESSIONS", kind: { type: "int", min: 1, max: 10_000_000 }, default: GATEWAY_DEFAULTS.maxSessions, help: "client sessions kept for resume, at most" },
   { name: "log-level", env: "TERA_CDC_LOG_LEVEL", kind: { type: "enum", values: ["trace", "debug", "info", "warn", "error", "fatal", "silent"] }, default: "info", help: "log level" },
-  { name: "max-rows", env: "TERA_CDC_GATEWAY_MAX_ROWS", kind: { type: "int", min: 0, max: 100_000_000 }, default: 100_000, help: "current rows kept over all models, sent to pages on load (past it a model's pages get only changes)" },
+  { name: "max-rows", env: "TERA_CDC_GATEWAY_MAX_ROWS", kind: { type: "int", min: 0, max: 100_000_000 }, default: GATEWAY_DEFAULTS.maxRows, help: "current rows kept over all models, sent to pages on load (past it a model's pages get only changes)" },
   { name: "snapshot-on-start", env: "TERA_CDC_GATEWAY_SNAPSHOT_ON_START", kind: { type: "bool" }, default: false, help: "ask tera-cdc (RPC) for a snapshot of each model at start, so pages get every current row, not only those changed since" },
   { name: "module-name", env: "TERA_CDC_MODULE_NAME", kind: { type: "string" }, default: "tera-cdc", help: "module name of the tera-cdc asked for snapshots (its RPC topic is module/<name>/rpc)" },
   LOCAL_DATA_DIR_SETTING,

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { createVerifier, signToken } from "../gateway/auth.js";
 import { readRulesFile } from "../gateway/rules.js";
+import { GATEWAY_DEFAULTS } from "../gateway/defaults.js";
 import { Gateway } from "../gateway/server.js";
 import { buildWebAssets } from "../gateway/web.js";
 import type { Logger } from "../ops/log.js";
@@ -47,14 +48,7 @@ export async function startEmbeddedGateway(options: {
     verifier: createVerifier({ secret: options.secret }),
     rules,
     models,
-    ringEvents: 100_000,
-    ringBytes: 64 * 1024 * 1024,
-    maxClientBufferBytes: 4 * 1024 * 1024,
-    pingIntervalMs: 10_000,
-    maxKeysPerClient: 100_000,
-    sessionTtlMs: 300_000,
-    maxSessions: 10_000,
-    maxRows: 100_000,
+    ...GATEWAY_DEFAULTS,
     snapshotOnStart: { moduleName: options.moduleName },
     web: buildWebAssets(),
     logger: options.logger,
