@@ -45,7 +45,7 @@ export class CdcService {
   private readonly types = new TypeCatalog();
   private sink: MqttSink | RedisSink | null = null;
   /** The replication connection streaming now (stream, catalog look-ups, pipeline). */
-  private connection: StreamConnection | null = null;
+  private replication: StreamConnection | null = null;
   private readonly stopped: Promise<"stop">;
   private signalStop: () => void = () => {};
   private health: Server | null = null;
@@ -175,8 +175,8 @@ export class CdcService {
     this.stopRequested = true;
     this.state = "stopping";
     // Still trying to reach the broker at start: stop trying (the sink's retry loop would wait).
-    if (this.sink && !this.sink.connected && !this.connection) void this.sink.close();
-    this.connection?.stream.pause();
+    if (this.sink && !this.sink.connected && !this.replication) void this.sink.close();
+    this.replication?.stream.pause();
     this.wake?.();
     this.signalStop();
   }
@@ -301,13 +301,13 @@ export class CdcService {
       startLsn,
       ended,
     });
-    this.connection = connection;
+    this.replication = connection;
     // Snapshot chunks whose events the previous connection had not delivered are taken again.
     this.snapshots?.streamRestarted();
     try {
       await connection.start(startLsn, source.statusIntervalMs, ended);
     } catch (error) {
-      this.connection = null;
+      this.replication = null;
       throw error;
     }
     return connection;
@@ -315,8 +315,8 @@ export class CdcService {
 
   /** Waits for in-flight messages (bounded), confirms, closes the stream; returns the confirmed LSN. */
   private async tearDownStream(drainMs = STOP_DRAIN_MS): Promise<Lsn> {
-    const connection = this.connection;
-    this.connection = null;
+    const connection = this.replication;
+    this.replication = null;
     if (!connection) return this.stats.confirmedLsn;
     return connection.tearDown(drainMs);
   }
