@@ -5,7 +5,7 @@ import { ConfigError, mqttCredentials, parseSettings, type SettingSpec } from ".
 import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
 import { encodeMessage, moduleRpcTopic, toMqttTopic, type Value } from "../messages/index.js";
 import { FilterError, parseFriendlyFilter } from "../snapshot/filter.js";
-import { formatSeconds, progressLine, progressTopic, type SnapshotReport } from "../snapshot/protocol.js";
+import { formatSeconds, parseSnapshotReport, progressLine, progressTopic, type SnapshotReport } from "../snapshot/protocol.js";
 import { helpText, required } from "./help.js";
 
 const USAGE = "Usage: tera-cdc snapshot <model> [--where CONDITIONS] [--mqtt-url URL] [--module-name NAME] [--json]";
@@ -34,6 +34,14 @@ export const SNAPSHOT_SETTINGS = [
 const REPLY_TIMEOUT_MS = 15_000;
 
 type Reply = { id: number; return_value?: unknown; error?: string };
+
+/** A reply as the RPC listener sends it (`{"id": n, "return_value": ...}` or with `error`); null for anything else on the topic. */
+function parseReply(value: unknown): Reply | null {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return null;
+  const r: Partial<Record<keyof Reply, unknown>> = value;
+  if (typeof r.id !== "number" || (r.error !== undefined && typeof r.error !== "string")) return null;
+  return { id: r.id, return_value: r.return_value, ...(r.error !== undefined ? { error: r.error } : {}) };
+}
 
 function stringValue(text: string): Value {
   return { $type: "opentera.protobuf.Value", argValue: { $case: "stringValue", stringValue: text } };
@@ -94,13 +102,15 @@ async function follow(
     } catch {
       return;
     }
+    // Whoever may publish on these topics could have put anything there: only well-formed messages count.
     if (topic === o.replyTopic) {
-      const reply = value as Reply;
-      pending.get(Number(reply.id))?.(reply);
-      pending.delete(Number(reply.id));
+      const reply = parseReply(value);
+      if (!reply) return;
+      pending.get(reply.id)?.(reply);
+      pending.delete(reply.id);
     } else {
-      const report = value as SnapshotReport;
-      if (typeof report.id !== "number") return;
+      const report = parseSnapshotReport(value);
+      if (!report) return;
       reports.set(report.id, report);
       onReport(report);
     }
@@ -129,7 +139,11 @@ async function follow(
     process.stderr.write(`tera-cdc snapshot: ${started.error}\n`);
     return 1;
   }
-  const id = Number(started.return_value);
+  const id = started.return_value;
+  if (typeof id !== "number" || !Number.isSafeInteger(id)) {
+    process.stderr.write(`tera-cdc snapshot: the reply to snapshot holds no snapshot id (${JSON.stringify(id)?.slice(0, 80)}): is ${o.rpcTopic} answered by tera-cdc?\n`);
+    return 1;
+  }
   const startedAt = Date.now();
   const tty = process.stderr.isTTY === true && !o.json;
   let lastLineAt = 0;
@@ -157,7 +171,8 @@ async function follow(
     // Progress reports are QoS 1 but not retained: ask now and then in case one went missing.
     const poll = setInterval(() => {
       call("snapshot_status", [intValue(id)]).then((reply) => {
-        if (reply.error === undefined) onReport(reply.return_value as SnapshotReport);
+        const report = reply.error === undefined ? parseSnapshotReport(reply.return_value) : null;
+        if (report) onReport(report);
       }, () => {});
     }, 5000);
     const deadline = setTimeout(() => finish(new Error(`the snapshot did not end within ${o.timeoutMs / 1000} s (it goes on in tera-cdc; snapshot_status ${id} follows it)`)), o.timeoutMs);

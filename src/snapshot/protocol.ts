@@ -164,3 +164,27 @@ export function formatSeconds(seconds: number): string {
   const m = Math.floor(s / 60);
   return `${String(m).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
 }
+
+const SNAPSHOT_STATUSES: readonly string[] = ["running", "done", "cancelled", "failed"] satisfies readonly SnapshotStatus[];
+
+function isSnapshotStatus(value: unknown): value is SnapshotStatus {
+  return typeof value === "string" && SNAPSHOT_STATUSES.includes(value);
+}
+
+const isId = (value: unknown): value is number => typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+const isCount = (value: unknown): value is number => typeof value === "number" && Number.isFinite(value) && value >= 0;
+const isText = (value: unknown): value is string => typeof value === "string";
+const isTextOrNull = (value: unknown): value is string | null => value === null || typeof value === "string";
+
+/**
+ * A progress report (or snapshot_status reply) as read from the broker, where anyone allowed to
+ * publish on the topic could have put anything: checked field by field, null when it is not one.
+ */
+export function parseSnapshotReport(value: unknown): SnapshotReport | null {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return null;
+  const r: Partial<Record<keyof SnapshotReport, unknown>> = value;
+  if (!isId(r.id) || !isText(r.model) || !isText(r.table) || !isTextOrNull(r.where) || !isSnapshotStatus(r.status)) return null;
+  if (!isCount(r.rows) || !isCount(r.estimatedRows) || !isCount(r.chunks)) return null;
+  if (!isText(r.startedAt) || !isTextOrNull(r.finishedAt) || !isTextOrNull(r.error)) return null;
+  return { id: r.id, model: r.model, table: r.table, where: r.where, status: r.status, rows: r.rows, estimatedRows: r.estimatedRows, chunks: r.chunks, startedAt: r.startedAt, finishedAt: r.finishedAt, error: r.error };
+}
