@@ -1,10 +1,10 @@
 import { type AppendOutcome, AuditTrail, isRowProblem } from "../audit/trail.js";
 import { brokerProtocol, type Change, subscribeBatches, type Subscription } from "../client/index.js";
-import { ConfigError, mqttCredentials, parseSettings, type SettingSpec, signingKeyOf } from "../config.js";
-import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
+import { ConfigError, mqttCredentials, type SettingSpec, signingKeyOf } from "../config.js";
+import { LOCAL_DATA_DIR_SETTING } from "../embedded/local.js";
 import { createLogger, type LogLevel, redactUrl } from "../ops/log.js";
 import { parseTableRef, type TableRef } from "../source/setup.js";
-import { helpText, required } from "./help.js";
+import { flagsOnlySettings, helpText, required } from "./help.js";
 import { runSetting } from "./run-settings.js";
 
 const USAGE = "Usage: tera-cdc audit --mqtt-url URL --database-url URL [--models m1,m2] [--table audit.events] [flags]";
@@ -50,10 +50,8 @@ export interface AuditConfig {
 }
 
 export function auditConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): AuditConfig | "help" {
-  const parsed = parseSettings(AUDIT_SETTINGS, argv, env);
-  if (parsed.help) return "help";
-  if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": audit takes only flags`);
-  const v = withLocalServices(AUDIT_SETTINGS, parsed.values);
+  const v = flagsOnlySettings("audit", AUDIT_SETTINGS, argv, env);
+  if (v === "help") return "help";
   const mqttUrl = required(AUDIT_SETTINGS, v, "mqtt-url");
   const databaseUrl = required(AUDIT_SETTINGS, v, "database-url");
   let table: TableRef;

@@ -1,13 +1,13 @@
 import { readFileSync } from "node:fs";
-import { ConfigError, parseSettings, type SettingSpec, signingKeyOf } from "../config.js";
-import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
+import { ConfigError, type SettingSpec, signingKeyOf } from "../config.js";
+import { LOCAL_DATA_DIR_SETTING } from "../embedded/local.js";
 import { createVerifier } from "../gateway/auth.js";
 import { GATEWAY_DEFAULTS } from "../gateway/defaults.js";
 import { type AccessRules, readRulesFile, RulesError } from "../gateway/rules.js";
 import { Gateway, type GatewayOptions } from "../gateway/server.js";
 import { buildWebAssets } from "../gateway/web.js";
 import { createLogger, type LogLevel, redactUrl } from "../ops/log.js";
-import { helpText, required } from "./help.js";
+import { flagsOnlySettings, helpText, required } from "./help.js";
 import { runSetting } from "./run-settings.js";
 
 const USAGE = "Usage: tera-cdc gateway --mqtt-url URL --rules FILE (--auth-secret S | --auth-public-key FILE) [flags]";
@@ -57,10 +57,8 @@ function loadRules(path: string): AccessRules {
 
 /** Validated settings -> the gateway's options (ConfigError, exit code 2, on a bad one). */
 export function gatewayConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): { options: Omit<GatewayOptions, "logger" | "web">; logLevel: LogLevel } | "help" {
-  const parsed = parseSettings(GATEWAY_SETTINGS, argv, env);
-  if (parsed.help) return "help";
-  if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": gateway takes only flags`);
-  const v = withLocalServices(GATEWAY_SETTINGS, parsed.values);
+  const v = flagsOnlySettings("gateway", GATEWAY_SETTINGS, argv, env);
+  if (v === "help") return "help";
   const mqttUrl = required(GATEWAY_SETTINGS, v, "mqtt-url");
   const rulesFile = required(GATEWAY_SETTINGS, v, "rules");
   const secret = v["auth-secret"];

@@ -13,23 +13,30 @@ export function helpText(usage: string, specs: readonly SettingSpec[], examples:
 }
 
 /**
- * A flags-only command's settings: prints its `--help` and returns null for `--help`, refuses
- * positional arguments (a ConfigError, exit 2), otherwise the validated values, typed by the
- * command's settings table, with the embedded default's services filled in (withLocalServices).
+ * A flags-only command's settings: "help" for `--help`, a ConfigError (exit 2) for a positional
+ * argument, otherwise the validated values, typed by the command's settings table, with the
+ * embedded default's services filled in (withLocalServices).
  */
+export function flagsOnlySettings<const S extends readonly SettingSpec[]>(command: string, specs: S, argv: readonly string[], env: NodeJS.ProcessEnv = process.env): TypedSettings<S> | "help" {
+  const parsed = parseSettings(specs, argv, env);
+  if (parsed.help) return "help";
+  if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": ${command} takes only flags`);
+  return withLocalServices(specs, parsed.values);
+}
+
+/** flagsOnlySettings that prints the command's `--help` and returns null for it. */
 export function flagsOnlyCommand<const S extends readonly SettingSpec[]>(
   command: string,
   specs: S,
   argv: string[],
   help: { usage: string; examples: readonly string[] },
 ): TypedSettings<S> | null {
-  const parsed = parseSettings(specs, argv);
-  if (parsed.help) {
+  const values = flagsOnlySettings(command, specs, argv);
+  if (values === "help") {
     process.stdout.write(helpText(help.usage, specs, help.examples));
     return null;
   }
-  if (parsed.positional.length > 0) throw new ConfigError(`unexpected argument "${parsed.positional[0]}": ${command} takes only flags`);
-  return withLocalServices(specs, parsed.values);
+  return values;
 }
 
 /** A setting without a default that this use of the command needs: its value, or a ConfigError naming the flag and its variable. */
