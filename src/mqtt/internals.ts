@@ -1,18 +1,20 @@
 /**
- * The one file that touches mqtt.js's (and Node's socket's) undocumented internals. mqtt is pinned
+ * The one file that touches mqtt.js's undocumented internals. mqtt is pinned
  * to an exact version in package.json; `checkMqttInternals()` runs at start-up and fails with one
- * clear line if an internal is gone, and test/mqtt/internals.test.ts checks each use against a
+ * clear line if an internal is gone, and test/mqtt/adapter.test.ts checks each use against a
  * real broker, so an upgrade breaks a test, not production.
  *
  * 1. `_sendPacket` (sendPuback): MQTT has no public API in mqtt.js for acknowledging a QoS 1
  *    message later. The client library handles a message first and acknowledges after; mqtt.js
  *    sends the PUBACK when `handleMessage`'s callback gets no error, so it is called with one
  *    (documented: the message is then not acknowledged) and the PUBACK is sent here.
- * 2. `_writev` / `allBuffers` (coalesceWrites): mqtt-packet writes one PUBLISH as ~40 small
- *    chunks between cork() and uncork(), and Node hands the kernel one iovec per chunk: a quarter
- *    of tera-cdc's CPU at 10,000 messages/s (issue 5 profile). Joining each corked batch into one
- *    buffer first is one copy of a few kilobytes instead. `allBuffers` is Node's own flag on the
- *    chunk list that says no chunk is a string.
+ * 2. `_writePacket` (writePublishesWith): mqtt.js hands every packet it sends, a PUBLISH it sends
+ *    again after a reconnect included, to this one method, which encodes it with mqtt-packet. The
+ *    sink's PUBLISH packets are encoded by src/mqtt/publish-packet.ts instead (one buffer, the
+ *    transaction's properties encoded once); mqtt.js still assigns the packet ids, keeps the
+ *    unacknowledged packets and handles the PUBACKs. mqtt.js has no documented hook between
+ *    "this packet" and "these bytes"; its stream builder only sees the bytes. With one write per
+ *    PUBLISH, the `_writev` patch that joined mqtt-packet's forty chunks per packet is gone.
  * 3. `options.reconnectPeriod` changed at run time, before mqtt.js's own `close` listener
  *    (backOffReconnects): mqtt.js reconnects every `reconnectPeriod` and reads it when it sets
  *    its timer after a close; a public `reconnect()` would drop the store of unacknowledged
@@ -22,16 +24,16 @@
  *    first broker's host once and keeps it, so the next broker's certificate would be checked
  *    against the first one's name.
  */
-import { Socket } from "node:net";
 import { MqttClient } from "mqtt";
+import type { PublishPacket } from "./publish-packet.js";
 
 /** Fails with one line naming what is missing, before anything connects. */
 export function checkMqttInternals(): void {
   const missing: string[] = [];
   if (typeof (MqttClient.prototype as unknown as Partial<PacketWriter>)._sendPacket !== "function") missing.push("mqtt.js MqttClient._sendPacket");
-  if (typeof (Socket.prototype as unknown as Partial<WritevSocket>)._writev !== "function") missing.push("Node net.Socket._writev");
+  if (typeof (MqttClient.prototype as unknown as Partial<PacketStreamWriter>)._writePacket !== "function") missing.push("mqtt.js MqttClient._writePacket");
   if (missing.length > 0) {
-    throw new Error(`${missing.join(" and ")} not found: this mqtt or Node version differs from the one tera-cdc was built for (see src/mqtt/internals.ts); install the pinned mqtt version`);
+    throw new Error(`${missing.join(" and ")} not found: this mqtt version differs from the one tera-cdc was built for (see src/mqtt/internals.ts); install the pinned mqtt version`);
   }
 }
 
@@ -43,29 +45,6 @@ interface PacketWriter {
 /** Sends the PUBACK of a QoS 1 message whose `handleMessage` callback got an error (1). */
 export function sendPuback(client: MqttClient, messageId: number): void {
   (client as unknown as PacketWriter)._sendPacket({ cmd: "puback", messageId, reasonCode: 0 }, undefined, undefined, true);
-}
-
-/** Larger corked batches (big payloads) are written as they are: copying them would cost more. */
-const COALESCE_MAX_BYTES = 1024 * 1024;
-type WritevChunks = { chunk: Buffer | string; encoding: BufferEncoding | "buffer" }[] & { allBuffers?: boolean };
-interface WritevSocket {
-  _writev: (chunks: WritevChunks, callback: (error?: Error | null) => void) => void;
-  writableLength: number;
-  teraCoalesced?: boolean;
-}
-
-/** Joins each corked batch of small chunks into one buffer on the client's socket (2). Idempotent per socket. */
-export function coalesceWrites(client: MqttClient): void {
-  const socket = client.stream as unknown as Partial<WritevSocket> | undefined;
-  if (!socket || typeof socket._writev !== "function" || socket.teraCoalesced) return;
-  const writev = socket._writev;
-  socket.teraCoalesced = true;
-  socket._writev = function (this: WritevSocket, chunks, callback) {
-    if (chunks.length < 8 || this.writableLength > COALESCE_MAX_BYTES) return writev.call(this, chunks, callback);
-    const joined: WritevChunks = [{ chunk: Buffer.concat(chunks.map((c) => (typeof c.chunk === "string" ? Buffer.from(c.chunk, c.encoding as BufferEncoding) : c.chunk))), encoding: "buffer" }];
-    joined.allBuffers = true;
-    return writev.call(this, joined, callback);
-  };
 }
 
 /** The delay before mqtt.js's next reconnection attempt (3); takes effect at the next lost connection. */
@@ -83,4 +62,52 @@ export function serverNameFollowsHost(client: MqttClient): void {
   client.prependListener("close", () => {
     delete (client.options as { servername?: string }).servername;
   });
+}
+
+/** mqtt.js's last step before the socket (2): emits `packetsend`, writes, calls back (at `drain` when the write said wait). */
+interface PacketStreamWriter {
+  _writePacket(packet: { cmd: string }, cb?: () => void): void;
+  stream: { cork(): void; uncork(): void; write(chunk: Buffer): boolean; once(event: "drain", listener: () => void): void };
+  noop: () => void;
+  emit(event: "packetsend", packet: unknown): boolean;
+  options: { protocolVersion?: number };
+  teraPublishEncoder?: boolean;
+}
+
+/** Encodes a PUBLISH packet, or returns null to leave it to mqtt-packet (src/mqtt/publish-packet.ts). */
+export type PublishBytes = (packet: PublishPacket, protocolVersion: number) => Buffer[] | null;
+
+/**
+ * Makes the client write its PUBLISH packets with `encode` (2). Writes of one tick go out in one
+ * system call, as mqtt-packet's do: the socket is corked at the first and uncorked on the next tick.
+ * Idempotent per client.
+ */
+export function writePublishesWith(client: MqttClient, encode: PublishBytes): void {
+  const internal = client as unknown as PacketStreamWriter;
+  if (internal.teraPublishEncoder) return;
+  internal.teraPublishEncoder = true;
+  const writePacket = internal._writePacket;
+  let corked: PacketStreamWriter["stream"] | null = null;
+  const uncork = () => {
+    const stream = corked;
+    corked = null;
+    stream?.uncork();
+  };
+  internal._writePacket = function (this: PacketStreamWriter, packet, cb) {
+    if (packet.cmd !== "publish") return writePacket.call(this, packet, cb);
+    const chunks = encode(packet as PublishPacket, this.options.protocolVersion ?? 4);
+    if (chunks === null) return writePacket.call(this, packet, cb);
+    this.emit("packetsend", packet);
+    const stream = this.stream;
+    if (corked !== stream) {
+      if (corked !== null) corked.uncork();
+      stream.cork();
+      corked = stream;
+      process.nextTick(uncork);
+    }
+    let written = true;
+    for (const chunk of chunks) written = stream.write(chunk);
+    if (!written && cb && cb !== this.noop) stream.once("drain", cb);
+    else cb?.();
+  };
 }

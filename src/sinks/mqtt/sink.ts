@@ -2,7 +2,8 @@ import { EventEmitter } from "node:events";
 import type mqtt from "mqtt";
 import type { MqttClient } from "mqtt";
 import { attemptConnect, type BrokerCredentials, brokerUrls, clientOptions, nextReconnectDelay, RECONNECT_FIRST_DELAY_MS } from "../../mqtt/connect.js";
-import { beforeReconnectScheduled, coalesceWrites, setReconnectPeriod } from "../../mqtt/internals.js";
+import { beforeReconnectScheduled, setReconnectPeriod, writePublishesWith } from "../../mqtt/internals.js";
+import { PublishEncoder } from "../../mqtt/publish-packet.js";
 import type { Logger } from "../../ops/log.js";
 import type { DeliveryCallback, OutgoingMessage, SinkConnection } from "../../pipeline/ports.js";
 
@@ -49,6 +50,8 @@ export class MqttSink extends EventEmitter implements SinkConnection {
   private refilling = false;
   /** The broker of the list the next first connection attempt goes to. */
   private nextBroker = 0;
+  /** Our PUBLISH packets, encoded once into one buffer each (src/mqtt/publish-packet.ts). */
+  private readonly encoder = new PublishEncoder();
 
   constructor(private readonly options: MqttSinkOptions) {
     super();
@@ -154,7 +157,6 @@ export class MqttSink extends EventEmitter implements SinkConnection {
       this.reconnectDelay = RECONNECT_FIRST_DELAY_MS;
       setReconnectPeriod(client, this.reconnectDelay);
       this.options.logger.info({ broker: `${client.options.hostname ?? client.options.host}:${client.options.port}` }, "broker connection restored");
-      coalesceWrites(client);
       client.stream?.on?.("drain", () => this.emit("room"));
       this.emit("connected");
       this.emit("room");
@@ -166,9 +168,9 @@ export class MqttSink extends EventEmitter implements SinkConnection {
       setReconnectPeriod(client, this.reconnectDelay);
       this.reconnectDelay = nextReconnectDelay(this.reconnectDelay);
     });
+    writePublishesWith(client, (packet, protocolVersion) => this.encoder.encode(packet, protocolVersion));
     client.on("offline", () => this.options.logger.warn("broker connection lost; reconnecting"));
     client.on("error", (error) => this.options.logger.warn(`broker error: ${error.message}`));
-    coalesceWrites(client);
     client.stream?.on?.("drain", () => this.emit("room"));
     this.emit("connected");
   }
