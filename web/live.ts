@@ -52,6 +52,13 @@ let retryMs = 500;
 let socket: WebSocket | null = null;
 /** Position the current rows are valid at (the "rows" frame), taken as ours once subscribed. */
 let rowsPosition: Position | null = null;
+/**
+ * Every row shown changed at or after this position (the "rows" frame's origin, or the first
+ * change when the gateway had none): sent on resume, so that another gateway instance behind the
+ * same address can resume the page from its position instead of resyncing it.
+ */
+let origin: Position | null = null;
+let rowsOrigin: Position | null = null;
 /** A subscribe was sent and its "subscribed" has not come: a resync now is followed by rows. */
 let subscribing = false;
 let opened = false;
@@ -157,7 +164,7 @@ function resetTable(): void {
   document.querySelector("#rows thead tr")!.replaceChildren();
 }
 
-function subscribe(ws: WebSocket, resume: { after?: Position; session?: string }): void {
+function subscribe(ws: WebSocket, resume: { after?: Position; session?: string; origin?: Position }): void {
   subscribing = true;
   ws.send(JSON.stringify({ type: "subscribe", models: [model], rows: true, ...resume }));
 }
@@ -194,6 +201,7 @@ function apply(meta: EventMeta, bytes: Uint8Array): void {
     live.changes++;
     const position = { lsn: meta.lsn, seq: meta.seq };
     live.position = position;
+    origin ??= position;
     lastCommit = Date.parse(meta.commitTime) || Date.now();
     lastLagMs = Math.max(0, Date.now() - lastCommit);
     showLag();
@@ -238,7 +246,7 @@ function connect(): void {
         lastHelloModels = models;
         const previous = session;
         session = frame.session as string;
-        const after = previous && live.position ? { after: live.position, session: previous } : {};
+        const after = previous && live.position ? { after: live.position, session: previous, ...(origin ? { origin } : {}) } : {};
         if (!live.position && frame.position) live.position = frame.position as Position;
         subscribe(ws, after);
         break;
@@ -247,12 +255,16 @@ function connect(): void {
         // The current rows follow; they replace whatever the page showed.
         clearTable();
         rowsPosition = frame.position as Position | null;
+        rowsOrigin = (frame.origin as Position | null | undefined) ?? null;
         if (frame.complete === false) $("notice").textContent = `Current rows not available: ${frame.reason as string}.`;
         break;
       case "subscribed":
         subscribing = false;
         if (rowsPosition) live.position = rowsPosition;
+        // After rows the origin is theirs; after a resume the page keeps what it showed, and its origin.
+        if (frame.resumed === null || frame.resumed === undefined) origin = rowsOrigin;
         rowsPosition = null;
+        rowsOrigin = null;
         showPosition();
         updateEmpty();
         retryMs = 500;
@@ -267,6 +279,7 @@ function connect(): void {
         break;
       case "resync":
         live.resyncs++;
+        origin = null;
         clearTable();
         updateEmpty();
         $("notice").textContent = `Resynced: ${frame.reason as string}.`;

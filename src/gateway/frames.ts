@@ -53,7 +53,15 @@ export function eventBinary(event: GatewayEvent): Uint8Array {
 
 /** A message from the client, validated; a string is the one-line reason it was refused. */
 export type ClientRequest =
-  | { readonly type: "subscribe"; readonly models: string[]; readonly after?: { lsn: string; seq: number }; readonly session?: string; readonly rows?: boolean }
+  | {
+      readonly type: "subscribe";
+      readonly models: string[];
+      readonly after?: { lsn: string; seq: number };
+      readonly session?: string;
+      readonly rows?: boolean;
+      /** Every row the client holds changed at or after this position (see docs/gateway.md, resume on another instance). */
+      readonly origin?: { lsn: string; seq: number };
+    }
   | { readonly type: "unsubscribe"; readonly models: string[] };
 
 export function parseClientRequest(text: string): ClientRequest | string {
@@ -71,14 +79,16 @@ export function parseClientRequest(text: string): ClientRequest | string {
   }
   const models = r.models as string[];
   if (r.type === "unsubscribe") return { type: "unsubscribe", models };
-  let after: { lsn: string; seq: number } | undefined;
-  if (r.after !== undefined && r.after !== null) {
-    const a = r.after as Record<string, unknown>;
-    if (typeof a !== "object" || typeof a.lsn !== "string" || !Number.isInteger(a.seq) || (a.seq as number) < 0) {
-      return "after must be {\"lsn\":\"0/16B3748\",\"seq\":0}, the position of the last event seen";
-    }
-    after = { lsn: a.lsn, seq: a.seq as number };
-  }
+  const position = (value: unknown): { lsn: string; seq: number } | undefined | null => {
+    if (value === undefined || value === null) return undefined;
+    const a = value as Record<string, unknown>;
+    if (typeof a !== "object" || typeof a.lsn !== "string" || !Number.isInteger(a.seq) || (a.seq as number) < 0) return null;
+    return { lsn: a.lsn, seq: a.seq as number };
+  };
+  const after = position(r.after);
+  if (after === null) return "after must be {\"lsn\":\"0/16B3748\",\"seq\":0}, the position of the last event seen";
+  const origin = position(r.origin);
+  if (origin === null) return "origin must be {\"lsn\":\"0/16B3748\",\"seq\":0}, the rows frame's origin (or the first event's position)";
   if (r.session !== undefined && typeof r.session !== "string") return "session must be the string from the hello frame";
   if (r.rows !== undefined && typeof r.rows !== "boolean") return "rows must be true (send the current rows first) or false";
   return {
@@ -87,5 +97,6 @@ export function parseClientRequest(text: string): ClientRequest | string {
     ...(after ? { after } : {}),
     ...(typeof r.session === "string" ? { session: r.session } : {}),
     ...(r.rows === true ? { rows: true } : {}),
+    ...(origin ? { origin } : {}),
   };
 }

@@ -1,5 +1,6 @@
 import { DatabaseEvent_EventType } from "../messages/index.js";
 import type { GatewayEvent } from "./events.js";
+import type { Position } from "./ring.js";
 import { type AccessRules, objectKey } from "./rules.js";
 
 /**
@@ -18,6 +19,12 @@ export class RowStore {
   private readonly rows = new Map<string, Map<string, GatewayEvent>>();
   private readonly incomplete = new Set<string>();
   private count = 0;
+  /**
+   * The row each applied event replaced (null: none; absent: not tracked, as for a truncate), so
+   * that the rows as they were at an earlier position can be recomputed (rowsBefore).
+   */
+  private readonly previous = new WeakMap<GatewayEvent, GatewayEvent | null>();
+  private firstPosition: Position | null = null;
 
   constructor(
     private readonly rules: AccessRules,
@@ -28,7 +35,22 @@ export class RowStore {
     return this.count;
   }
 
+  /**
+   * The first event applied since the store started or since the last gap: every row changed at
+   * or after it is known here. A client whose rows all changed at or after a position no earlier
+   * than this one holds no row this store does not know (resume on another gateway instance).
+   */
+  get origin(): Position | null {
+    return this.firstPosition;
+  }
+
+  /** Events may have been missed: nothing before the next event can be vouched for. */
+  markGap(): void {
+    this.firstPosition = null;
+  }
+
   apply(event: GatewayEvent): void {
+    this.firstPosition ??= { lsn: event.lsn, seq: event.seq };
     if (this.incomplete.has(event.model)) return;
     let model = this.rows.get(event.model);
     if (!model) {
@@ -44,10 +66,12 @@ export class RowStore {
     const key = objectKey(this.rules, event.model, event.object);
     if (key === undefined) return;
     if (event.type === DatabaseEvent_EventType.DB_DELETE) {
+      this.previous.set(event, model.get(key) ?? null);
       if (model.delete(key)) this.count--;
       return;
     }
     const previous = model.get(key);
+    this.previous.set(event, previous ?? null);
     // Re-inserted so that Map order stays "last changed last", the order clients get them in.
     model.delete(key);
     model.set(key, previous ? withUnchangedColumns(previous, event) : event);
@@ -57,6 +81,28 @@ export class RowStore {
       this.rows.delete(event.model);
       this.incomplete.add(event.model);
     }
+  }
+
+  /**
+   * The model's rows as they were before `later`: the events applied after some position, in
+   * order, up to the newest (EventRing.after). Null when that cannot be known: the model is
+   * incomplete, or one of the events was not tracked (a truncate, or applied before a row limit).
+   */
+  rowsBefore(model: string, later: readonly GatewayEvent[]): GatewayEvent[] | null {
+    if (this.incomplete.has(model)) return null;
+    const rows = new Map(this.rows.get(model) ?? []);
+    for (let i = later.length - 1; i >= 0; i--) {
+      const event = later[i]!;
+      if (event.model !== model) continue;
+      if (event.op === "truncate") return null;
+      const key = objectKey(this.rules, model, event.object);
+      if (key === undefined) continue;
+      const previous = this.previous.get(event);
+      if (previous === undefined) return null;
+      if (previous === null) rows.delete(key);
+      else rows.set(key, previous);
+    }
+    return [...rows.values()];
   }
 
   /** The model's current rows (each as the event that made it so), or null when incomplete. */

@@ -14,7 +14,7 @@ import { verify } from "../messages/signature.js";
 import { SUBPROTOCOL, type TokenVerifier, tokenOfRequest, tokenRefusal } from "./auth.js";
 import { comparePositions, eventsFromMessage, type GatewayEvent } from "./events.js";
 import { eventBinary, eventMeta, PROTOCOL_VERSION, parseClientRequest } from "./frames.js";
-import { EventRing } from "./ring.js";
+import { EventRing, type Position } from "./ring.js";
 import { RowStore } from "./rows.js";
 import { type AccessRules, audienceOf, type Claims, canSeeModel, claimsRead, objectKey, visibleModels } from "./rules.js";
 import { ClientView, type Decision, verdictOf } from "./view.js";
@@ -97,6 +97,11 @@ interface Client {
   /** Send buffer at the last slow-client check, and since when it has been over the limit without draining. */
   lastBuffered: number;
   stalledSince: number | null;
+  /**
+   * Resumed at a position this instance had not reached: events up to it update the client's
+   * memory but are not sent (it has them), and no position frame is sent before it.
+   */
+  skipThrough: Position | null;
 }
 
 /**
@@ -150,6 +155,8 @@ export interface GatewayStats {
   deadDisconnects: number;
   refusedTokens: number;
   resumes: number;
+  /** Resumes without the session, from the position alone (a client from another instance). */
+  positionResumes: number;
   resyncs: number;
 }
 
@@ -197,6 +204,7 @@ export class Gateway {
     deadDisconnects: 0,
     refusedTokens: 0,
     resumes: 0,
+    positionResumes: 0,
     resyncs: 0,
   };
 
@@ -283,6 +291,7 @@ export class Gateway {
         // ring cannot vouch for continuity and every client must rebuild its view.
         o.logger.warn("broker connection restored; events published meanwhile are lost to the gateway: clients resync");
         this.ring.markGap();
+        this.rowStore.markGap();
         for (const c of this.clients) this.sendResync(c, "the gateway lost its broker connection and may have missed events");
       }
       this.mqttEverConnected = true;
@@ -413,6 +422,10 @@ export class Gateway {
         let out: Frame[] | null = null;
         for (let i = 0; i < events.length; i++) {
           const decision = view.decide(events[i]!, verdicts[i]);
+          if (client.skipThrough !== null) {
+            if (comparePositions(events[i]!, client.skipThrough) <= 0) continue;
+            client.skipThrough = null;
+          }
           if (decision.send !== null || decision.resyncFirst) this.addDecisionFrames((out ??= []), decision, false);
         }
         if (out) this.queueFrames(client, out);
@@ -571,7 +584,7 @@ export class Gateway {
       audience = { key: audienceKey, claims, clients: new Set() };
       this.audiences.set(audienceKey, audience);
     }
-    const client: Client = { socket, session, audience, address, alive: true, expiry: null, lastBuffered: 0, stalledSince: null };
+    const client: Client = { socket, session, audience, address, alive: true, expiry: null, lastBuffered: 0, stalledSince: null, skipThrough: null };
     this.clients.add(client);
     audience.clients.add(client);
     this.stats.clients = this.clients.size;
@@ -630,14 +643,16 @@ export class Gateway {
     if (unknown.length > 0) return this.sendError(client, `model ${unknown.join(", ")} is not served by this gateway`);
     let resumed: number | null = null;
     if (request.after) {
-      let lsn: bigint;
+      let after: Position;
+      let origin: Position | undefined;
       try {
-        lsn = parseLsn(request.after.lsn);
+        after = { lsn: parseLsn(request.after.lsn), seq: request.after.seq };
+        if (request.origin) origin = { lsn: parseLsn(request.origin.lsn), seq: request.origin.seq };
       } catch (error) {
-        return this.sendError(client, `after.lsn: ${(error as Error).message}`);
+        return this.sendError(client, `after/origin lsn: ${(error as Error).message}`);
       }
       const earlier = request.session ? this.sessions.get(request.session) : undefined;
-      const missed = this.ring.after({ lsn, seq: request.after.seq });
+      const missed = this.ring.after(after);
       const reason =
         earlier === undefined || earlier === client.session
           ? "unknown session: the gateway restarted or forgot it"
@@ -654,16 +669,17 @@ export class Gateway {
         view.adoptMemory(earlier.view);
         this.sessions.delete(earlier.id);
         this.stats.resumes++;
-        resumed = 0;
-        const out: Frame[] = [];
-        for (const event of missed) {
-          const decision = view.decide(event);
-          if (decision.send && decision.send.model && request.models.includes(decision.send.model)) resumed++;
-          if (decision.send !== null || decision.resyncFirst) this.addDecisionFrames(out, decision, false);
-        }
-        this.sendFrames(client, out);
+        resumed = this.replay(client, missed, request.models);
       } else {
-        this.sendResync(client, reason ?? "cannot resume");
+        // Not this instance's session (another instance behind the load balancer, or a restart):
+        // resume from the position itself when this instance can rebuild what the client holds.
+        const fromPosition = origin ? this.resumeFromPosition(client, request.models, after, origin) : "no origin: the subscribe names no origin, so the rows the client holds cannot be rebuilt";
+        if (typeof fromPosition === "number") {
+          this.stats.positionResumes++;
+          resumed = fromPosition;
+        } else {
+          this.sendResync(client, reason === "unknown session: the gateway restarted or forgot it" ? `${reason}, and ${fromPosition}` : (reason ?? fromPosition));
+        }
       }
     } else {
       for (const m of request.models) view.models.add(m);
@@ -673,7 +689,53 @@ export class Gateway {
     if (client.socket.readyState !== WebSocket.OPEN) return;
     this.sendText(client, JSON.stringify({ type: "subscribed", models: [...view.models], resumed }));
     const position = this.positionFrame();
-    if (position) this.sendText(client, position);
+    if (position && client.skipThrough === null) this.sendText(client, position);
+  }
+
+  /** Sends the events after a resume position under the client's view; returns how many of them it got. */
+  private replay(client: Client, events: readonly GatewayEvent[], models: readonly string[]): number {
+    let count = 0;
+    const out: Frame[] = [];
+    for (const event of events) {
+      const decision = client.session.view.decide(event);
+      if (decision.send && models.includes(decision.send.model)) count++;
+      if (decision.send !== null || decision.resyncFirst) this.addDecisionFrames(out, decision, false);
+    }
+    this.sendFrames(client, out);
+    return count;
+  }
+
+  /**
+   * Resume without the session (issue 18 point 6): every instance takes the same stream, so the
+   * client's last position means the same here. The client's key memory is rebuilt as the rows
+   * of its models visible to its own claims as they were at that position (RowStore.rowsBefore),
+   * then what it missed is replayed. Sound when this instance knows every row the client may hold:
+   * it has tracked rows since no later than the client's origin. When this instance is behind the
+   * position (it has not yet taken what the client has), the client's memory is this instance's
+   * rows now, and the events up to the position are applied to it without being sent.
+   * A string is the reason it cannot, for the resync.
+   */
+  private resumeFromPosition(client: Client, models: readonly string[], after: Position, origin: Position): number | string {
+    const tracked = this.rowStore.origin;
+    if (tracked === null || comparePositions(tracked, origin) > 0) {
+      return `this gateway has known rows only since ${tracked ? `${formatLsn(tracked.lsn)}/${tracked.seq}` : "now"}, after the client's origin ${formatLsn(origin.lsn)}/${origin.seq}`;
+    }
+    const ahead = this.lastPosition !== null && comparePositions(after, this.lastPosition) > 0;
+    const missed = ahead ? [] : this.ring.after(after);
+    if (missed === null) return `position ${formatLsn(after.lsn)}/${after.seq} is no longer held by the gateway`;
+    const view = client.session.view;
+    const rules = this.options.rules;
+    for (const model of models) {
+      const rows = this.rowStore.rowsBefore(model, missed);
+      if (rows === null) return `the rows of ${model} at that position are not known here (a truncate since, or more rows than --max-rows)`;
+      for (const row of rows) {
+        const key = objectKey(rules, model, row.object);
+        if (key === undefined || !verdictOf(rules, view.claims, row, key).row) continue;
+        if (!view.markShown(model, key)) return "the client holds more objects than the gateway remembers per client";
+      }
+    }
+    if (ahead) client.skipThrough = after;
+    return this.replay(client, missed, models);
   }
 
   /**
@@ -683,14 +745,17 @@ export class Gateway {
    */
   private sendRows(client: Client, models: readonly string[]): void {
     const position = this.lastPosition ? { lsn: formatLsn(this.lastPosition.lsn), seq: this.lastPosition.seq } : null;
+    // Every row sent changed at or after it: the client hands it back to resume on another instance.
+    const tracked = this.rowStore.origin;
+    const origin = tracked ? { lsn: formatLsn(tracked.lsn), seq: tracked.seq } : null;
     for (const model of models) {
       if (client.socket.readyState !== WebSocket.OPEN) return;
       const rows = this.rowStore.rowsOf(model);
       if (rows === null) {
-        this.sendText(client, JSON.stringify({ type: "rows", model, position, complete: false, reason: "the gateway holds more rows than --max-rows: only changes from now on" }));
+        this.sendText(client, JSON.stringify({ type: "rows", model, position, origin, complete: false, reason: "the gateway holds more rows than --max-rows: only changes from now on" }));
         continue;
       }
-      const out: Frame[] = [frameText(JSON.stringify({ type: "rows", model, position, complete: true }))];
+      const out: Frame[] = [frameText(JSON.stringify({ type: "rows", model, position, origin, complete: true }))];
       for (const event of rows) {
         const decision = client.session.view.decide(event);
         if (decision.send !== null || decision.resyncFirst) this.addDecisionFrames(out, decision, true);
@@ -729,7 +794,7 @@ export class Gateway {
       }
       client.alive = false;
       client.socket.ping();
-      if (position && client.socket.bufferedAmount <= this.options.maxClientBufferBytes) this.sendText(client, position);
+      if (position && client.skipThrough === null && client.socket.bufferedAmount <= this.options.maxClientBufferBytes) this.sendText(client, position);
     }
     const cutoff = Date.now() - this.options.sessionTtlMs;
     for (const [id, s] of this.sessions) if (s.socket === null && s.detachedAt < cutoff) this.sessions.delete(id);

@@ -74,6 +74,14 @@ export class ClientView {
     earlier.seenCount = 0;
   }
 
+  /**
+   * Records that the client holds this object (a resume on another gateway instance rebuilds the
+   * memory from the rows the client was shown); false when the memory is full.
+   */
+  markShown(model: string, key: string): boolean {
+    return this.remember(model, key);
+  }
+
   /** Forgets everything shown (after a resync the client starts from an empty view). */
   reset(): void {
     this.seen.clear();

@@ -22,6 +22,8 @@ export interface ClientEvent {
   readonly seq: number;
   readonly op: string;
   readonly leftView: boolean;
+  /** One of the current rows after a subscribe with "rows": true, not a change. */
+  readonly initial: boolean;
   readonly type: DatabaseEvent_EventType;
   readonly object: Record<string, unknown>;
   readonly headerTopic: string;
@@ -65,6 +67,7 @@ export async function connectClient(port: number, jwt: string): Promise<TestClie
       seq: meta.seq as number,
       op: meta.op as string,
       leftView: meta.leftView === true,
+      initial: meta.initial === true,
       type: inner.message.type,
       object: JSON.parse(inner.message.objectValue) as Record<string, unknown>,
       headerTopic: outer.message.header?.topic ?? "",

@@ -3,6 +3,7 @@ import { tokenOfRequest } from "../../src/gateway/auth.js";
 import { eventsFromMessage, type GatewayEvent } from "../../src/gateway/events.js";
 import { eventBinary, eventMeta, parseClientRequest } from "../../src/gateway/frames.js";
 import { EventRing } from "../../src/gateway/ring.js";
+import { RowStore } from "../../src/gateway/rows.js";
 import { audienceOf, canSeeModel, canSeeRow, claimsRead, objectKey, parseRules, RulesError, visibleModels } from "../../src/gateway/rules.js";
 import { ClientView, verdictOf } from "../../src/gateway/view.js";
 import { DatabaseEvent_EventType, decodeTeraMessage, encodeDatabaseTeraEvent, unpackAny } from "../../src/messages/index.js";
@@ -184,5 +185,30 @@ describe("frames", () => {
     expect(tokenOfRequest("/ws", "tera-cdc.v1, bearer.abc.def.ghi")).toBe("abc.def.ghi");
     expect(tokenOfRequest("/ws?token=xyz", undefined)).toBe("xyz");
     expect(tokenOfRequest("/ws", "tera-cdc.v1")).toBeUndefined();
+  });
+});
+
+describe("current rows at an earlier position (resume on another gateway instance)", () => {
+  const at = (e: GatewayEvent, seq: number): GatewayEvent => ({ ...e, lsn: BigInt(seq), seq: 0 });
+  it("undoes the later events: an insert removed, an update and a delete restored; a truncate cannot be undone", () => {
+    const store = new RowStore(RULES, 100);
+    const history = [
+      at(event("create", { id_device: 1, id_site: 1, name: "a" }), 1),
+      at(event("create", { id_device: 2, id_site: 1, name: "b" }), 2),
+      at(event("update", { id_device: 1, id_site: 2, name: "a2" }), 3),
+      at(event("delete", { id_device: 2 }), 4),
+      at(event("create", { id_device: 3, id_site: 1, name: "c" }), 5),
+    ];
+    for (const e of history) store.apply(e);
+    expect(store.origin).toEqual({ lsn: 1n, seq: 0 });
+    const names = (rows: readonly GatewayEvent[] | null) => rows?.map((r) => `${r.object.id_device}:${r.object.name}`).sort() ?? null;
+    expect(names(store.rowsBefore("device", history.slice(2)))).toEqual(["1:a", "2:b"]);
+    expect(names(store.rowsBefore("device", history.slice(4)))).toEqual(["1:a2"]);
+    expect(names(store.rowsBefore("device", []))).toEqual(["1:a2", "3:c"]);
+    const truncate = at(event("truncate", {}), 6);
+    store.apply(truncate);
+    expect(store.rowsBefore("device", [truncate])).toBeNull();
+    store.markGap();
+    expect(store.origin).toBeNull();
   });
 });
