@@ -1,14 +1,10 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
-import YAML from "yaml";
-import { createVerifier } from "../../src/gateway/auth.js";
-import { parseRules } from "../../src/gateway/rules.js";
 import { Gateway } from "../../src/gateway/server.js";
-import { createLogger } from "../../src/ops/log.js";
 import { type Broker, startBroker } from "../harness/broker.js";
 import { type CdcProcess, startCdc } from "../harness/cdc.js";
 import { waitFor } from "../harness/ports.js";
 import { type PostgresServer, startPostgres } from "../harness/postgres.js";
-import { type ClientEvent, connectClient, RULES_YAML, SECRET, subscribe, type TestClient, token } from "./support.js";
+import { type ClientEvent, connectClient, gatewayOptions, subscribe, type TestClient, token } from "./support.js";
 
 /**
  * Issue 18 point 6: gateways behind a load balancer. Two gateway instances take the same stream;
@@ -37,22 +33,7 @@ afterAll(async () => {
 });
 
 async function startGateway(): Promise<Gateway> {
-  const gateway = new Gateway({
-    mqttUrl: broker.url,
-    host: "127.0.0.1",
-    port: 0,
-    verifier: createVerifier({ secret: SECRET }),
-    rules: parseRules(YAML.parse(RULES_YAML)),
-    models: ["device"],
-    ringEvents: 100_000,
-    ringBytes: 64 * 1024 * 1024,
-    maxClientBufferBytes: 4 * 1024 * 1024,
-    pingIntervalMs: 10_000,
-    maxKeysPerClient: 100_000,
-    sessionTtlMs: 60_000,
-    maxSessions: 100,
-    logger: createLogger("warn"),
-  });
+  const gateway = new Gateway(gatewayOptions(broker.url, { ringEvents: 100_000 }));
   gateways.push(gateway);
   await gateway.start();
   return gateway;

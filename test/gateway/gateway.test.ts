@@ -1,14 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import YAML from "yaml";
-import { createVerifier, SUBPROTOCOL } from "../../src/gateway/auth.js";
-import { parseRules } from "../../src/gateway/rules.js";
+import { SUBPROTOCOL } from "../../src/gateway/auth.js";
 import { Gateway, type GatewayOptions } from "../../src/gateway/server.js";
 import { DatabaseEvent_EventType } from "../../src/messages/index.js";
-import { createLogger } from "../../src/ops/log.js";
 import { type CdcProcess, startCdc } from "../harness/cdc.js";
 import { waitFor } from "../harness/ports.js";
-import { connectClient, RULES_YAML, SECRET, subscribe, type TestClient, token } from "./support.js";
+import { connectClient, gatewayOptions, SECRET, subscribe, type TestClient, token } from "./support.js";
 import { useClusterAndBroker } from "../harness/servers.js";
 
 const [pg, broker] = useClusterAndBroker();
@@ -31,23 +28,7 @@ afterAll(async () => {
 });
 
 async function startGateway(overrides: Partial<GatewayOptions> = {}): Promise<Gateway> {
-  const gateway = new Gateway({
-    mqttUrl: broker.url,
-    host: "127.0.0.1",
-    port: 0,
-    verifier: createVerifier({ secret: SECRET }),
-    rules: parseRules(YAML.parse(RULES_YAML)),
-    models: ["device"],
-    ringEvents: 10_000,
-    ringBytes: 64 * 1024 * 1024,
-    maxClientBufferBytes: 4 * 1024 * 1024,
-    pingIntervalMs: 10_000,
-    maxKeysPerClient: 100_000,
-    sessionTtlMs: 60_000,
-    maxSessions: 100,
-    logger: createLogger("warn"),
-    ...overrides,
-  });
+  const gateway = new Gateway(gatewayOptions(broker.url, overrides));
   gateways.push(gateway);
   await gateway.start();
   return gateway;

@@ -6,13 +6,10 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { runCli } from "../harness/cdc.js";
 import { freePort } from "../harness/ports.js";
 import { exited } from "../harness/processes.js";
-import YAML from "yaml";
 import { ConfigError } from "../../src/errors.js";
-import { createVerifier } from "../../src/gateway/auth.js";
-import { parseRules } from "../../src/gateway/rules.js";
 import { Gateway } from "../../src/gateway/server.js";
 import { createLogger } from "../../src/ops/log.js";
-import { RULES_YAML, SECRET } from "./support.js";
+import { gatewayOptions, RULES_YAML, SECRET } from "./support.js";
 
 /**
  * Issue 16: the gateway against an MQTT 3.1.1-only broker (aedes, the embedded fallback) logged
@@ -47,24 +44,8 @@ it("exits 2 within 20 s on a broker that speaks MQTT 3.1.1 only, naming the need
 }, 30_000);
 
 it("connects to the broker before the live page is bundled: a 3.1.1 broker is refused even while the bundle never finishes", async () => {
-  const gateway = new Gateway({
-    mqttUrl: url,
-    host: "127.0.0.1",
-    port: 0,
-    verifier: createVerifier({ secret: SECRET }),
-    rules: parseRules(YAML.parse(RULES_YAML)),
-    models: ["device"],
-    ringEvents: 100,
-    ringBytes: 1 << 20,
-    maxClientBufferBytes: 1 << 20,
-    pingIntervalMs: 10_000,
-    maxKeysPerClient: 100,
-    sessionTtlMs: 1000,
-    maxSessions: 10,
-    logger: createLogger("silent"),
-    // A bundler that never finishes: before issue 16's fix the connect waited on it.
-    web: new Promise(() => {}),
-  });
+  // A bundler that never finishes: before issue 16's fix the connect waited on it.
+  const gateway = new Gateway(gatewayOptions(url, { logger: createLogger("silent"), web: new Promise(() => {}) }));
   const started = Date.now();
   await expect(gateway.start()).rejects.toBeInstanceOf(ConfigError);
   expect(Date.now() - started).toBeLessThan(20_000);

@@ -1,6 +1,10 @@
 import { SignJWT } from "jose";
 import { WebSocket } from "ws";
-import { SUBPROTOCOL } from "../../src/gateway/auth.js";
+import YAML from "yaml";
+import { createVerifier, SUBPROTOCOL } from "../../src/gateway/auth.js";
+import { parseRules } from "../../src/gateway/rules.js";
+import type { GatewayOptions } from "../../src/gateway/server.js";
+import { createLogger } from "../../src/ops/log.js";
 import { DatabaseEvent_EventType, decodeTeraMessage, unpackAny } from "../../src/messages/index.js";
 import { waitFor } from "../harness/ports.js";
 
@@ -11,6 +15,27 @@ export const RULES_YAML = `models:
     rows:
       - { column: id_site, in-claim: sites }
 `;
+
+/** A gateway's options for tests: on a free port, the test secret and RULES_YAML, warnings logged. */
+export function gatewayOptions(mqttUrl: string, overrides: Partial<GatewayOptions> = {}): GatewayOptions {
+  return {
+    mqttUrl,
+    host: "127.0.0.1",
+    port: 0,
+    verifier: createVerifier({ secret: SECRET }),
+    rules: parseRules(YAML.parse(RULES_YAML)),
+    models: ["device"],
+    ringEvents: 10_000,
+    ringBytes: 64 * 1024 * 1024,
+    maxClientBufferBytes: 4 * 1024 * 1024,
+    pingIntervalMs: 10_000,
+    maxKeysPerClient: 100_000,
+    sessionTtlMs: 60_000,
+    maxSessions: 100,
+    logger: createLogger("warn"),
+    ...overrides,
+  };
+}
 
 export function token(claims: Record<string, unknown>, secret = SECRET, expiresIn = "1h"): Promise<string> {
   return new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setIssuedAt().setExpirationTime(expiresIn).sign(new TextEncoder().encode(secret));

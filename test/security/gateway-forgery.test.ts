@@ -6,14 +6,12 @@ import { readFileSync } from "node:fs";
 import { SignJWT } from "jose";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import YAML from "yaml";
 import { createVerifier, SUBPROTOCOL } from "../../src/gateway/auth.js";
-import { parseRules } from "../../src/gateway/rules.js";
 import { Gateway, type GatewayOptions } from "../../src/gateway/server.js";
 import { createLogger } from "../../src/ops/log.js";
 import { type CdcProcess, startCdc } from "../harness/cdc.js";
 import { waitFor } from "../harness/ports.js";
-import { connectClient, RULES_YAML, SECRET, subscribe, type TestClient, token } from "../gateway/support.js";
+import { connectClient, gatewayOptions, SECRET, subscribe, type TestClient, token } from "../gateway/support.js";
 import { positionProperties, publishForgeries, signingKeyFile } from "./support/forge.js";
 import { useClusterAndBroker } from "../harness/servers.js";
 
@@ -40,23 +38,12 @@ afterAll(async () => {
 });
 
 async function startGateway(overrides: Partial<GatewayOptions> = {}, logLines?: string[]): Promise<Gateway> {
-  const gateway = new Gateway({
-    mqttUrl: broker.url,
-    host: "127.0.0.1",
-    port: 0,
-    verifier: createVerifier({ secret: SECRET }),
-    rules: parseRules(YAML.parse(RULES_YAML)),
-    models: ["device"],
-    ringEvents: 10_000,
-    ringBytes: 64 * 1024 * 1024,
-    maxClientBufferBytes: 4 * 1024 * 1024,
-    pingIntervalMs: 10_000,
-    maxKeysPerClient: 100_000,
-    sessionTtlMs: 60_000,
-    maxSessions: 100,
-    logger: createLogger("info", { fd: 2, format: "json", ...(logLines ? { tee: (line: string) => logLines.push(line) } : {}) }),
-    ...overrides,
-  });
+  const gateway = new Gateway(
+    gatewayOptions(broker.url, {
+      logger: createLogger("info", { fd: 2, format: "json", ...(logLines ? { tee: (line: string) => logLines.push(line) } : {}) }),
+      ...overrides,
+    }),
+  );
   gateways.push(gateway);
   await gateway.start();
   return gateway;
