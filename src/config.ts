@@ -42,7 +42,7 @@ export interface SettingSpec {
   readonly secret?: boolean;
 }
 
-export type SettingValues = Record<string, string | number | boolean | string[] | undefined>;
+export type SettingValues = Record<string, string | number | boolean | readonly string[] | undefined>;
 
 /** The value a kind of setting parses to: numbers, booleans, lists, one of an enum's values, else text. */
 type KindValue<K> = K extends { type: "int" }
@@ -130,7 +130,7 @@ export function parseSettings<const S extends readonly SettingSpec[]>(
       raw = file.values[spec.name];
       source = `${spec.name} in ${configFile}`;
     } else {
-      values[spec.name] = spec.default as SettingValues[string];
+      values[spec.name] = spec.default;
       continue;
     }
     values[spec.name] = validate(spec, raw, source);
@@ -277,16 +277,16 @@ function readConfigFile(path: string, specs: Map<string, SettingSpec>): { values
     throw new ConfigError(`setting config: ${path} is not valid YAML or JSON: ${(error as Error).message.split("\n")[0]}`);
   }
   if (doc === null || doc === undefined) return { values: {}, tableSettings: {} };
-  if (typeof doc !== "object" || Array.isArray(doc)) {
+  if (!isMapping(doc)) {
     throw new ConfigError(`setting config: ${path} must hold a mapping of settings`);
   }
   const values: Record<string, unknown> = {};
   const tableSettings: Record<string, TableSettings> = {};
-  for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
-    if (key === "tables" && value !== null && typeof value === "object" && !Array.isArray(value)) {
+  for (const [key, value] of Object.entries(doc)) {
+    if (key === "tables" && isMapping(value)) {
       // A mapping of table name to its settings; its keys are also the table list.
-      values.tables = Object.keys(value as object);
-      for (const [table, settings] of Object.entries(value as Record<string, unknown>)) {
+      values.tables = Object.keys(value);
+      for (const [table, settings] of Object.entries(value)) {
         tableSettings[normaliseTableName(table, path)] = parseTableSettings(table, settings, path);
       }
       continue;
@@ -297,6 +297,15 @@ function readConfigFile(path: string, specs: Map<string, SettingSpec>): { values
     values[key] = value;
   }
   return { values, tableSettings };
+}
+
+/** A YAML or JSON mapping (not null, not a list). */
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+function isStringList(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((v) => typeof v === "string");
 }
 
 function normaliseTableName(name: string, path: string): string {
@@ -311,9 +320,9 @@ function normaliseTableName(name: string, path: string): string {
 function parseTableSettings(table: string, raw: unknown, path: string): TableSettings {
   if (raw === null || raw === undefined) return {};
   const where = `setting tables.${table} in ${path}`;
-  if (typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError(`${where} must be a mapping (model, columns, exclude, delete-keys, topic)`);
+  if (!isMapping(raw)) throw new ConfigError(`${where} must be a mapping (model, columns, exclude, delete-keys, topic)`);
   const out: { -readonly [K in keyof TableSettings]: TableSettings[K] } = {};
-  for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+  for (const [key, value] of Object.entries(raw)) {
     if (!TABLE_SETTING_KEYS.has(key)) {
       throw new ConfigError(`${where}: unknown key ${key}: allowed are ${[...TABLE_SETTING_KEYS].join(", ")}`);
     }
@@ -321,11 +330,12 @@ function parseTableSettings(table: string, raw: unknown, path: string): TableSet
       if (typeof value !== "string" || value === "") throw new ConfigError(`${where}.${key} is ${JSON.stringify(value)}: expected a non-empty string`);
       out[key] = value;
     } else {
-      if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) {
+      if (!isStringList(value)) {
         throw new ConfigError(`${where}.${key} is ${JSON.stringify(value)}: expected a list of column names`);
       }
-      if (key === "delete-keys") out.deleteKeys = value as string[];
-      else out[key as "columns" | "exclude"] = value as string[];
+      if (key === "delete-keys") out.deleteKeys = value;
+      else if (key === "columns") out.columns = value;
+      else out.exclude = value;
     }
   }
   return out;
