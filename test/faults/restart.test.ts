@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { type CdcProcess, startCdc } from "../harness/cdc.js";
 import { type Consumer, startConsumer } from "../harness/consumer.js";
 import { waitFor } from "../harness/ports.js";
@@ -29,6 +29,7 @@ async function setUp(prefix: string): Promise<Setup> {
   const slot = `${prefix}_slot`;
   const args = ["--tables", workload.tableList, "--slot", slot, "--publication", `${prefix}_pub`];
   const consumer = await startConsumer(broker.url);
+  onTestFinished(() => consumer.close());
   return { workload, slot, args, consumer };
 }
 
@@ -65,92 +66,76 @@ async function withCdc<T>(args: string[], work: (cdc: CdcProcess) => Promise<T>)
 describe("restart semantics (docs/guarantees.md)", { timeout: 240_000 }, () => {
   it("clean stop, then start: nothing lost, nothing twice", async () => {
     const setup = await setUp("rs_clean");
-    try {
-      await withCdc(setup.args, async (cdc) => {
-        await writeBacklog(db, setup.workload, 20, 20);
-        await waitForAll(setup.consumer.events, await committedIds(db, setup.workload));
-        expect(await cdc.stop()).toBe(0);
-      });
-      await writeBacklog(db, setup.workload, 20, 20, 1_000);
-      await withCdc(setup.args, async (cdc) => {
-        expect(await judge(setup, "clean stop + start")).toBe(0);
-        expect(await cdc.stop()).toBe(0);
-      });
-    } finally {
-      await setup.consumer.close();
-    }
+    await withCdc(setup.args, async (cdc) => {
+      await writeBacklog(db, setup.workload, 20, 20);
+      await waitForAll(setup.consumer.events, await committedIds(db, setup.workload));
+      expect(await cdc.stop()).toBe(0);
+    });
+    await writeBacklog(db, setup.workload, 20, 20, 1_000);
+    await withCdc(setup.args, async (cdc) => {
+      expect(await judge(setup, "clean stop + start")).toBe(0);
+      expect(await cdc.stop()).toBe(0);
+    });
   });
 
   it("clean stop, clean PostgreSQL restart, start: PostgreSQL remembers the confirmed position, nothing twice", async () => {
     const setup = await setUp("rs_pgclean");
-    try {
-      await withCdc(setup.args, async (cdc) => {
-        await writeBacklog(db, setup.workload, 20, 20);
-        await waitForAll(setup.consumer.events, await committedIds(db, setup.workload));
-        expect(await cdc.stop()).toBe(0);
-        expect(cdc.logs()).not.toMatch(/may not survive a PostgreSQL restart/);
-      });
-      const confirmedAtStop = await confirmedPosition(db, setup.slot);
-      await db.restart(); // fast shutdown: a clean stop with a shutdown checkpoint
-      expect(await confirmedPosition(db, setup.slot)).toBe(confirmedAtStop);
-      await writeBacklog(db, setup.workload, 20, 20, 1_000);
-      await withCdc(setup.args, async (cdc) => {
-        expect(await judge(setup, "clean stop + clean PostgreSQL restart + start")).toBe(0);
-        expect(await cdc.stop()).toBe(0);
-      });
-    } finally {
-      await setup.consumer.close();
-    }
+    await withCdc(setup.args, async (cdc) => {
+      await writeBacklog(db, setup.workload, 20, 20);
+      await waitForAll(setup.consumer.events, await committedIds(db, setup.workload));
+      expect(await cdc.stop()).toBe(0);
+      expect(cdc.logs()).not.toMatch(/may not survive a PostgreSQL restart/);
+    });
+    const confirmedAtStop = await confirmedPosition(db, setup.slot);
+    await db.restart(); // fast shutdown: a clean stop with a shutdown checkpoint
+    expect(await confirmedPosition(db, setup.slot)).toBe(confirmedAtStop);
+    await writeBacklog(db, setup.workload, 20, 20, 1_000);
+    await withCdc(setup.args, async (cdc) => {
+      expect(await judge(setup, "clean stop + clean PostgreSQL restart + start")).toBe(0);
+      expect(await cdc.stop()).toBe(0);
+    });
   });
 
   it("never reports a confirmed position of 0/0 while streaming", async () => {
     const setup = await setUp("rs_zero");
-    try {
-      // A slot with a history, then a fresh start on it with nothing new to confirm.
-      await withCdc(setup.args, async (cdc) => {
-        await writeBacklog(db, setup.workload, 2, 5);
-        await waitForAll(setup.consumer.events, await committedIds(db, setup.workload));
-        expect(await cdc.stop()).toBe(0);
-      });
-      await withCdc(setup.args, async (cdc) => {
-        const line = await cdc.waitForLog(/[^\n]*"msg":"streaming"[^\n]*/);
-        expect(line).not.toMatch(/"confirmedLsn":"0\/0"/);
-        const health = await cdc.health();
-        expect(health.body.confirmedLsn).not.toBe("0/0");
-        expect(await cdc.stop()).toBe(0);
-        expect(cdc.logs()).not.toMatch(/"confirmedLsn":"0\/0"/);
-      });
-    } finally {
-      await setup.consumer.close();
-    }
+    // A slot with a history, then a fresh start on it with nothing new to confirm.
+    await withCdc(setup.args, async (cdc) => {
+      await writeBacklog(db, setup.workload, 2, 5);
+      await waitForAll(setup.consumer.events, await committedIds(db, setup.workload));
+      expect(await cdc.stop()).toBe(0);
+    });
+    await withCdc(setup.args, async (cdc) => {
+      const line = await cdc.waitForLog(/[^\n]*"msg":"streaming"[^\n]*/);
+      expect(line).not.toMatch(/"confirmedLsn":"0\/0"/);
+      const health = await cdc.health();
+      expect(health.body.confirmedLsn).not.toBe("0/0");
+      expect(await cdc.stop()).toBe(0);
+      expect(cdc.logs()).not.toMatch(/"confirmedLsn":"0\/0"/);
+    });
   });
 
   /** A writer keeps committing while `fault` strikes a running tera-cdc; it must come back by itself. */
   async function underLoad(prefix: string, label: string, fault: () => Promise<void>): Promise<number> {
     const setup = await setUp(prefix);
-    try {
-      return await withCdc(setup.args, async (cdc) => {
-        const writer = startWriter(db, setup.workload, { rowsPerTransaction: 20, pauseMs: 10 });
-        try {
-          await waitFor("the stream to be under way", () => setup.consumer.events.length >= 1000 || undefined, 60_000, 20);
-          await fault();
-          await cdc.waitForLog(/replication connection lost/, 60_000);
-          await waitFor("tera-cdc to stream again", async () => {
-            const health = await cdc.health().catch(() => null);
-            return health?.status === 200 && Number(health.body.reconnects) >= 1;
-          }, 90_000, 100);
-          const before = writer.committed();
-          await waitFor("the writer to commit again", () => writer.committed() >= before + 20 || undefined, 60_000);
-        } finally {
-          await writer.stop();
-        }
-        const duplicates = await judge(setup, label);
-        expect(await cdc.stop()).toBe(0);
-        return duplicates;
-      });
-    } finally {
-      await setup.consumer.close();
-    }
+    return await withCdc(setup.args, async (cdc) => {
+      const writer = startWriter(db, setup.workload, { rowsPerTransaction: 20, pauseMs: 10 });
+      try {
+        await waitFor("the stream to be under way", () => setup.consumer.events.length >= 1000 || undefined, 60_000, 20);
+        await fault();
+        await cdc.waitForLog(/replication connection lost/, 60_000);
+        await waitFor("tera-cdc to stream again", async () => {
+          const health = await cdc.health().catch(() => null);
+          return health?.status === 200 && Number(health.body.reconnects) >= 1;
+        }, 90_000, 100);
+        const before = writer.committed();
+        await waitFor("the writer to commit again", () => writer.committed() >= before + 20 || undefined, 60_000);
+      } finally {
+        await writer.stop();
+      }
+      const duplicates = await judge(setup, label);
+      expect(await cdc.stop()).toBe(0);
+      return duplicates;
+    });
   }
 
   it("clean PostgreSQL restart under a running tera-cdc: nothing lost", async () => {
@@ -198,7 +183,6 @@ describe("restart semantics (docs/guarantees.md)", { timeout: 240_000 }, () => {
       });
     } finally {
       await (writer as ReturnType<typeof startWriter> | null)?.stop();
-      await setup.consumer.close();
     }
   });
 });
