@@ -175,12 +175,14 @@ async function measure(ctx: GatewayBenchContext, db: pg.Client, server: Server, 
   const clients = await Clients.start({ url: server.url, count: plan.clients, tokens: server.tokens, bare: server.bare });
   const n = plan.clients;
   try {
-    // Warm-up: JIT, socket buffers, the ring.
-    await drive(db, plan.steadyRate, 2);
-    await sleep(500);
+    // Warm-up: JIT, socket buffers, the ring; measured only once all of it has arrived.
+    await clients.command("reset");
+    const warmUp = await drive(db, plan.steadyRate, 2);
+    await drained(clients, warmUp.commits * n);
 
     await clients.command("reset");
     let cpu = cpuSeconds(server.pid);
+    let clientsCpu = cpuSeconds(clients.child.pid!);
     const steady = await drive(db, plan.steadyRate, plan.steadySeconds);
     let report = await drained(clients, steady.commits * n);
     const steadyWall = (report.lastAt - steady.startedAt) / 1000;
@@ -193,10 +195,11 @@ async function measure(ctx: GatewayBenchContext, db: pg.Client, server: Server, 
     ctx.add(`${server.name}-steady-p50`, `${server.label}, ${what}: COMMIT → client p50`, "ms", "latency", report.p50);
     ctx.add(`${server.name}-steady-p99`, `${server.label}, ${what}: COMMIT → client p99`, "ms", "latency", report.p99);
     ctx.add(`${server.name}-steady-cpu`, `${server.label}, ${what}: server CPU`, "% of a core", server.group, steadyCpu);
+    ctx.add(`${server.name}-steady-clients-cpu`, `${server.label}, ${what}: the clients' process CPU`, "% of a core", server.group, ((cpuSeconds(clients.child.pid!) - clientsCpu) / steadyWall) * 100);
 
     await clients.command("reset");
     cpu = cpuSeconds(server.pid);
-    const clientsCpu = cpuSeconds(clients.child.pid!);
+    clientsCpu = cpuSeconds(clients.child.pid!);
     const saturation = await drive(db, plan.saturationRate, plan.saturationSeconds);
     report = await drained(clients, saturation.commits * n);
     const wall = (report.lastAt - saturation.startedAt) / 1000;

@@ -257,6 +257,8 @@ function connect(): void {
         rowsPosition = frame.position as Position | null;
         rowsOrigin = (frame.origin as Position | null | undefined) ?? null;
         if (frame.complete === false) $("notice").textContent = `Current rows not available: ${frame.reason as string}.`;
+        else if (typeof frame.partial === "string") $("notice").textContent = `Maybe not every current row: ${frame.partial}.`;
+        else $("notice").textContent = "";
         break;
       case "subscribed":
         subscribing = false;

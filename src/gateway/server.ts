@@ -185,6 +185,10 @@ export class Gateway {
   /** Newest event taken from the broker (kept apart from the ring, which a gap empties). */
   private lastPosition: { lsn: bigint; seq: number } | null = null;
   private listeningPort = 0;
+  /** Snapshot requests sent (request id -> model), the snapshots they started (snapshot id -> model), and the models one of them has finished. */
+  private readonly snapshotRequests = new Map<number, string>();
+  private readonly ownSnapshots = new Map<string, string>();
+  private readonly snapshotDone = new Set<string>();
   private web: WebAssets | undefined;
   readonly stats: GatewayStats = {
     mqttConnected: false,
@@ -339,6 +343,7 @@ export class Gateway {
     await client.subscribeAsync(replyTopic, { qos: 1 });
     let id = 0;
     for (const model of this.options.models) {
+      this.snapshotRequests.set(id + 1, model);
       const request = encodeMessage({
         $type: "opentera.protobuf.RPCMessage",
         method: "snapshot",
@@ -354,9 +359,15 @@ export class Gateway {
 
   private onSnapshotReply(payload: Buffer): void {
     try {
-      const reply = JSON.parse(payload.toString("utf8")) as { error?: string; return_value?: { id?: number; model?: string } };
+      // The snapshot method returns the new snapshot's id (src/cli/snapshot.ts reads it the same way).
+      const reply = JSON.parse(payload.toString("utf8")) as { id?: number; error?: string; return_value?: unknown };
       if (reply.error !== undefined) this.options.logger.warn(`snapshot request refused: ${reply.error}; current rows hold only what changed since the gateway started`);
-      else this.options.logger.info({ snapshot: reply.return_value?.id, model: reply.return_value?.model }, "snapshot started");
+      else {
+        const model = typeof reply.id === "number" ? this.snapshotRequests.get(reply.id) : undefined;
+        const id = reply.return_value;
+        if (model !== undefined && (typeof id === "number" || typeof id === "string")) this.ownSnapshots.set(String(id), model);
+        this.options.logger.info({ snapshot: id, model }, "snapshot started");
+      }
     } catch {
       this.options.logger.warn("snapshot reply is not JSON");
     }
@@ -372,6 +383,7 @@ export class Gateway {
         return;
       }
     }
+    this.noteSnapshotEnd(properties);
     let events: GatewayEvent[];
     try {
       events = eventsFromMessage(payload, properties);
@@ -475,6 +487,33 @@ export class Gateway {
     if (!frames) return;
     this.pending.delete(client);
     this.writeNow(client, frames);
+  }
+
+  /**
+   * The end marker of a snapshot this gateway asked for (docs/snapshots.md): from then on its
+   * rows of that model are every current row, not only those changed since it started.
+   */
+  private noteSnapshotEnd(properties: Record<string, string | string[]>): void {
+    const text = (name: string) => {
+      const v = properties[name];
+      return Array.isArray(v) ? v[0] : v;
+    };
+    if (text("snapshot-marker") !== "end") return;
+    const model = this.ownSnapshots.get(text("snapshot") ?? "");
+    if (model === undefined) return;
+    this.snapshotDone.add(model);
+    this.options.logger.info({ model }, "snapshot done: the current rows of the model are complete");
+  }
+
+  /**
+   * Why the rows held for a model may not be all of its rows, or null when they are: without a
+   * snapshot the gateway knows only the rows changed since it started (issue 16: outside the
+   * embedded default, `run` answers snapshot requests only with --rpc).
+   */
+  private partialRows(model: string): string | null {
+    if (this.snapshotDone.has(model)) return null;
+    if (this.options.snapshotOnStart) return "the gateway's snapshot of this model is still running: the other current rows arrive as it reads them";
+    return "these are the rows changed since the gateway started: for every current row run tera-cdc with --rpc and the gateway with --snapshot-on-start";
   }
 
   private disconnectSlow(client: Client): void {
@@ -755,7 +794,8 @@ export class Gateway {
         this.sendText(client, JSON.stringify({ type: "rows", model, position, origin, complete: false, reason: "the gateway holds more rows than --max-rows: only changes from now on" }));
         continue;
       }
-      const out: Frame[] = [frameText(JSON.stringify({ type: "rows", model, position, origin, complete: true }))];
+      const partial = this.partialRows(model);
+      const out: Frame[] = [frameText(JSON.stringify({ type: "rows", model, position, origin, complete: true, ...(partial ? { partial } : {}) }))];
       for (const event of rows) {
         const decision = client.session.view.decide(event);
         if (decision.send !== null || decision.resyncFirst) this.addDecisionFrames(out, decision, true);

@@ -118,6 +118,16 @@ describe("tera-cdc gateway", () => {
     expect(gateway.stats.framesSent).toBe(2 * (40 + 40 + 40 + 80));
   });
 
+  it("says the current rows are only those changed since it started when it took no snapshot (issue 16, your own database without --rpc)", async () => {
+    const gateway = await startGateway();
+    await pg.query("INSERT INTO t_devices (id_device, id_site, device_name) VALUES (30001, 9, 'after the start')");
+    await waitFor("the gateway to take the row", () => gateway.stats.events >= 1);
+    const c = await client(gateway, { sub: "nina", sites: [9] });
+    await subscribe(c, ["device"], { rows: true });
+    expect(c.controls.find((f) => f.type === "rows")).toMatchObject({ complete: true, partial: expect.stringMatching(/changed since the gateway started: .*--rpc .*--snapshot-on-start/) });
+    expect(c.events.map((e) => e.object.id_device)).toEqual([30001]);
+  });
+
   it("refuses a connection without a valid token, and a model the token may not see", async () => {
     const gateway = await startGateway();
     const attempt = (protocols: string[], path = "/ws") =>
