@@ -17,7 +17,7 @@ import pg from "pg";
 import { decodeTeraEvent, unpackAny } from "../src/messages/index.js";
 import { sign, signed, verify } from "../src/messages/signature.js";
 import { type Broker, startBroker } from "../test/harness/broker.js";
-import { type CdcProcess, startCdc } from "../test/harness/cdc.js";
+import { type CdcProcess, runCli, startCdc } from "../test/harness/cdc.js";
 import { waitFor } from "../test/harness/ports.js";
 import { type PostgresServer, startPostgres } from "../test/harness/postgres.js";
 import { exited, spawnTracked } from "../test/harness/processes.js";
@@ -28,7 +28,9 @@ import { type Figure, figure, percentile, type Ratio, ratio, renderSvg, renderTa
 const PG_BIN = process.env.TERA_CDC_PG_BIN ?? "/usr/lib/postgresql/15/bin";
 const BARE_PUBLISHER = join(import.meta.dirname, "bare-publisher.mjs");
 const TOPIC_PREFIX = "module/TeraServer/DatabaseModule/events/";
-const SECTIONS = ["bulk", "pgbench", "opentera", "latency", "memory", "peers", "signing", "redis", "gateway"] as const;
+/** Rows of the snapshot section's table (issue 18: a snapshot of 200,000 rows, quick run too). */
+const SNAPSHOT_ROWS = 200_000;
+const SECTIONS = ["bulk", "snapshot", "pgbench", "opentera", "latency", "memory", "peers", "signing", "redis", "gateway"] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Settings {
@@ -136,11 +138,12 @@ class Subscriber {
     client.on("message", (topic, payload, packet) => {
       const at = now();
       const properties = (packet.properties?.userProperties ?? {}) as Record<string, string>;
-      const count = properties.count ? Number(properties.count) : 1;
+      // A snapshot marker is a TeraEvent with no DatabaseEvent.
+      const count = properties["snapshot-marker"] ? 0 : properties.count ? Number(properties.count) : 1;
       if (this.messages === 0) this.firstCommitMs = commitTimeMs(properties["commit-time"]);
       if (this.messages % 500 === 0 && topic.startsWith(TOPIC_PREFIX)) {
         const decoded = decodeTeraEvent(payload);
-        if (!decoded.ok || decoded.message.events.length !== count || unpackAny(decoded.message.events[0]!).type !== "DatabaseEvent") {
+        if (!decoded.ok || decoded.message.events.length !== count || (count > 0 && unpackAny(decoded.message.events[0]!).type !== "DatabaseEvent")) {
           throw new Error(`subscriber received a payload that is not a TeraEvent of ${count} DatabaseEvents`);
         }
       }
@@ -448,6 +451,56 @@ class Bench {
     }
   }
 
+  /**
+   * (s) A snapshot at stream speed: SNAPSHOT_ROWS rows inserted in one transaction and streamed
+   * live, batched (the base), then the same rows snapshotted through the same `run` (`tera-cdc
+   * snapshot`, default chunk size), timed at the subscriber from its start marker to its end marker.
+   */
+  async snapshot(): Promise<void> {
+    const rows = SNAPSHOT_ROWS;
+    const table = "bench_snap";
+    const moduleName = "bench-snapshot";
+    await this.sql(`CREATE TABLE ${table} (id_snap bigint PRIMARY KEY, v int NOT NULL, note text NOT NULL, at timestamptz NOT NULL DEFAULT now())`);
+    const slot = "cdc_snapshot";
+    const batching = ["--batch-events", String(this.s.batchEvents), "--batch-bytes", String(this.s.batchBytes)];
+    const cdc = await this.startTeraCdc(slot, table, [...batching, "--rpc", "--module-name", moduleName]);
+    const subscriber = await Subscriber.start(this.broker.url, `${TOPIC_PREFIX}snap`);
+    try {
+      let nextId = 1;
+      for (let rep = 0; rep < this.s.reps; rep++) {
+        subscriber.reset();
+        subscriber.onMessage = null;
+        await this.sql(`TRUNCATE ${table}`);
+        await subscriber.waitForEvents(1);
+        subscriber.reset();
+        const from = nextId;
+        nextId += rows;
+        await this.sql(this.bulkInsert(table, "id_snap", from, nextId - 1));
+        await subscriber.waitForEvents(rows);
+        this.results.add("snapshot-live-batched", `tera-cdc the same ${rows.toLocaleString("en-US")} rows live, batched ${this.s.batchEvents}`, "changes/s", "tera-cdc", this.endToEnd(subscriber, rows));
+        let startAt = Number.NaN;
+        let endAt = Number.NaN;
+        let snapshotRows = 0;
+        subscriber.onMessage = (_payload, properties, at) => {
+          const marker = properties["snapshot-marker"];
+          if (marker === "start") startAt = at;
+          else if (marker === "end") endAt = at;
+          else if (properties.snapshot !== undefined) snapshotRows += properties.count ? Number(properties.count) : 1;
+        };
+        const cli = runCli(["snapshot", "snap", "--mqtt-url", this.broker.url, "--module-name", moduleName, "--json"]);
+        const code = await exited(cli.child, 600_000);
+        if (code !== 0) throw new Error(`tera-cdc snapshot exited with ${code}: ${cli.output().stderr.slice(-1000)}`);
+        await waitFor("the snapshot's end marker", () => Number.isFinite(endAt), 60_000, 20);
+        if (snapshotRows !== rows) throw new Error(`the snapshot published ${snapshotRows} rows, the table holds ${rows}`);
+        this.results.add("snapshot-rows", `tera-cdc snapshot of ${rows.toLocaleString("en-US")} rows, start to end marker`, "rows/s", "tera-cdc", rows / ((endAt - startAt) / 1000));
+      }
+    } finally {
+      subscriber.onMessage = null;
+      await subscriber.close();
+      await this.stopTeraCdc(cdc, slot);
+    }
+  }
+
   /** (b): single-row transactions from pgbench, 2 clients, insert/update/delete mix. */
   async pgbenchMix(): Promise<void> {
     const rows = this.s.rows;
@@ -683,6 +736,7 @@ class Bench {
       ratio("(a) tera-cdc 1 event/message / bare mqtt.js QoS 1 with the same user properties", byId, "cdc-bulk-single", "bare-props-bulk"),
       ratio("(a) tera-cdc batched / pg_recvlogical", byId, "cdc-bulk-batched", "recv-bulk"),
       ratio("(a) tera-cdc 1 event/message / pg_recvlogical", byId, "cdc-bulk-single", "recv-bulk"),
+      ratio("(s) snapshot rows/s / the same rows live, batched", byId, "snapshot-rows", "snapshot-live-batched"),
       ratio("(b) tera-cdc / bare mqtt.js QoS 1", byId, "cdc-pgbench", "bare-pgbench"),
       ratio("(b) tera-cdc / pg_recvlogical", byId, "cdc-pgbench", "recv-pgbench"),
       ratio("(b) tera-cdc / pgbench commit rate", byId, "cdc-pgbench", "pgbench-tps-cdc"),
@@ -701,6 +755,7 @@ class Bench {
     const targets = [
       target("(a) 1 event/message QoS 1 ≥ 0.8 × bare client", "cdc-bulk-single", ratioOf("cdc-bulk-single", "bare-bulk"), 0.8, "at-least"),
       target("(a) batched ≥ 0.7 × pg_recvlogical", "cdc-bulk-batched", ratioOf("cdc-bulk-batched", "recv-bulk"), 0.7, "at-least"),
+      target(`(s) snapshot of ${SNAPSHOT_ROWS.toLocaleString("en-US")} rows ≥ 0.7 × batched live rate`, "snapshot-rows", ratioOf("snapshot-rows", "snapshot-live-batched"), 0.7, "at-least"),
       target("latency at 1,000 tx/s p50 < 5 ms", "lat-1000-p50", byId.get("lat-1000-p50")?.median, 5, "below"),
       target("latency at 1,000 tx/s p99 < 25 ms", "lat-1000-p99", byId.get("lat-1000-p99")?.median, 25, "below"),
       target(`peak RSS, ${this.s.bigRows.toLocaleString("en-US")}-row tx < 150 MB`, "rss-big", byId.get("rss-big")?.median, 150, "below"),
@@ -730,6 +785,7 @@ async function main(): Promise<void> {
   try {
     await bench.setUp();
     if (options.only.has("bulk")) await bench.bulk("bulk");
+    if (options.only.has("snapshot")) await bench.snapshot();
     if (options.only.has("pgbench")) await bench.pgbenchMix();
     if (options.only.has("opentera")) await bench.bulk("opentera");
     if (options.only.has("latency")) await bench.latency();

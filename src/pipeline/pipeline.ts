@@ -272,7 +272,7 @@ export class Pipeline implements WalReceiver {
       commitSeconds: now / 1000,
       seq: 0,
       properties: events.properties,
-    });
+    }, new Batcher(this.options.batchEvents, this.options.batchBytes));
   }
 
   /** Publishes injected events while the sink has room; after the last, closes their position. */

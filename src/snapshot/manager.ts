@@ -67,6 +67,19 @@ function filterProblem(error: unknown): string | null {
   return null;
 }
 
+/** Where the next chunk starts: chunks read so far and the last key read (ahead of what is recorded). */
+interface ChunkCursor {
+  readonly chunks: number;
+  readonly lastKey: (string | null)[] | null;
+}
+
+/** What a chunk needs of its table, read from the catalog for every chunk (see tableOfChunk). */
+interface ChunkTable {
+  readonly described: Awaited<ReturnType<typeof describeTable>>;
+  readonly plan: RelationPlan;
+  readonly keyTypes: readonly { readonly name: string; readonly type: string }[];
+}
+
 /** How many times a chunk is taken again after the stream restarted under it before the snapshot fails. */
 const CHUNK_ATTEMPTS = 20;
 
@@ -75,8 +88,9 @@ const RAW_TEXT_TYPES: pg.CustomTypesConfig = { getTypeParser: () => (text: strin
 
 /**
  * Runs snapshots chunk by chunk: low watermark, SELECT of the next chunk by primary key
- * (read-only, repeatable read, no lock), high watermark, then wait until the broker has the
- * chunk's events before recording the chunk as done in `tera_cdc.snapshots`.
+ * (read-only, repeatable read, no lock), high watermark; the next chunk is read while the broker
+ * acknowledges this one, and a chunk is recorded as done in `tera_cdc.snapshots` once the broker
+ * has all its events and the chunk before it is recorded.
  */
 export class SnapshotManager {
   private pool: pg.Pool | null = null;
@@ -195,54 +209,107 @@ export class SnapshotManager {
     void work.finally(() => this.running.delete(row.id));
   }
 
+  /**
+   * Takes the snapshot from its recorded state; after a stream restart under a chunk, again from
+   * the recorded state (at most CHUNK_ATTEMPTS times in a row).
+   */
   private async run(initial: SnapshotRow): Promise<void> {
-    let row = initial;
     let attempts = 0;
     const started = Date.now();
     while (!this.stopping) {
-      const current = await loadSnapshot(this.query, row.id);
-      if (!current) return;
-      row = current;
+      const row = await loadSnapshot(this.query, initial.id);
+      if (!row) return;
       if (row.status === "cancelled") {
-        await this.chunk(row, { cancelled: true });
+        await (await this.chunk(row, row, { cancelled: true }, async () => row.rows)).delivered;
         this.options.logger.info({ snapshot: row.id, rows: row.rows }, "snapshot cancelled");
         this.options.onProgress(reportOf(row));
         return;
       }
       if (row.status !== "running") return;
-      let outcome: { rows: number; lastKey: (string | null)[] | null; last: boolean };
       try {
-        outcome = await this.chunk(row, { cancelled: false });
+        const done = await this.chunks(row, () => (attempts = 0));
+        if (done) {
+          const seconds = (Date.now() - started) / 1000;
+          this.options.logger.info({ snapshot: done.id, model: done.model, rows: done.rows, chunks: done.chunks, seconds, rowsPerSecond: Math.round(done.rows / Math.max(seconds, 0.001)) }, "snapshot done");
+          return;
+        }
       } catch (error) {
         if (this.stopping) return;
         if (!/stream restarted|without its low watermark/.test((error as Error).message) || ++attempts > CHUNK_ATTEMPTS) throw error;
-        this.options.logger.warn({ snapshot: row.id, chunk: row.chunks + 1 }, `taking the chunk again: ${(error as Error).message}`);
+        this.options.logger.warn({ snapshot: initial.id }, `taking the chunk again: ${(error as Error).message}`);
         await new Promise((r) => setTimeout(r, 500));
-        continue;
-      }
-      attempts = 0;
-      row = await recordChunk(this.query, row.id, outcome.lastKey, outcome.rows, outcome.last);
-      this.options.onProgress(reportOf(row));
-      if (outcome.last) {
-        const seconds = (Date.now() - started) / 1000;
-        this.options.logger.info({ snapshot: row.id, model: row.model, rows: row.rows, chunks: row.chunks, seconds, rowsPerSecond: Math.round(row.rows / Math.max(seconds, 0.001)) }, "snapshot done");
-        return;
       }
     }
   }
 
-  /** One chunk between watermarks; with `cancelled`, only the cancelled marker. */
-  private async chunk(row: SnapshotRow, how: { cancelled: boolean }): Promise<{ rows: number; lastKey: (string | null)[] | null; last: boolean }> {
-    const ref = { schema: row.schema, table: row.table };
-    const described = await describeTable(this.query, ref);
-    const plan = planRelation(described.relation, described.primaryKey, this.options.tableSettings(ref.schema, ref.table), this.options.types);
+  /**
+   * Chunks from `row` on, overlapped: the next chunk is read and bracketed by its watermarks while
+   * the broker acknowledges the previous one, so the stream never waits for a round trip to the
+   * database. At most two chunks are on their way. A chunk is recorded as done (its last key and
+   * rows in tera_cdc.snapshots) only once all its messages are acknowledged and the chunk before
+   * it is recorded: the recorded state never runs ahead of what the broker has, in order.
+   * Returns the finished row, or null when the snapshot was cancelled or ended meanwhile.
+   */
+  private async chunks(row: SnapshotRow, onRecorded: () => void): Promise<SnapshotRow | null> {
+    let cursor: ChunkCursor = { chunks: row.chunks, lastKey: row.lastKey };
+    let recorded: Promise<SnapshotRow> = Promise.resolve(row);
+    // The next chunk's table description is read while this chunk is taken (catalog reads on
+    // another connection of the pool): still one description per chunk, off the critical path.
+    let nextTable = this.tableOfChunk(row);
+    try {
+      for (;;) {
+        if (this.stopping) return null;
+        const table = await nextTable;
+        nextTable = this.tableOfChunk(row);
+        nextTable.catch(() => {});
+        const previous = recorded;
+        const read = await this.chunk(row, cursor, { cancelled: false }, async () => (await previous).rows, table);
+        recorded = (async () => {
+          const published = await read.delivered;
+          const before = await previous;
+          const after = await recordChunk(this.query, before.id, read.lastKey, published, read.last);
+          onRecorded();
+          this.options.onProgress(reportOf(after));
+          return after;
+        })();
+        recorded.catch(() => {});
+        if (read.last) return await recorded;
+        cursor = { chunks: cursor.chunks + 1, lastKey: read.lastKey ?? cursor.lastKey };
+        // The chunk before the one in flight must be recorded before another is read; its
+        // recorded status tells a cancel (or an end) apart from a running snapshot.
+        if ((await previous).status !== "running") {
+          await recorded;
+          return null;
+        }
+      }
+    } catch (error) {
+      nextTable.catch(() => {});
+      // Nothing may be recorded after this attempt gives up: the next one starts from the recorded state.
+      await recorded.catch(() => {});
+      throw error;
+    }
+  }
+
+  /**
+   * One chunk between watermarks, read after `cursor`; with `cancelled`, only the cancelled marker.
+   * Resolves once the high watermark is written, with `delivered`: the rows published, once the
+   * broker has them all. The end marker's total needs the rows of every chunk before (`rowsBefore`).
+   */
+  private async chunk(
+    row: SnapshotRow,
+    cursor: ChunkCursor,
+    how: { cancelled: boolean },
+    rowsBefore: () => Promise<number>,
+    table?: ChunkTable,
+  ): Promise<{ delivered: Promise<number>; lastKey: (string | null)[] | null; last: boolean }> {
+    const { described, plan, keyTypes } = table ?? (await this.tableOfChunk(row));
     // Checked again for every chunk: the stored filter may predate a change of the published
     // columns (settings, a restart), and nothing unchecked ever reaches the SQL.
     const filter = row.filter && !how.cancelled ? checkFilter(row.filter, plan.columns.map((c) => c.name)) : null;
     const window = `${this.instance}-${++this.windowCounter}`;
-    const markersBefore: MarkerKind[] = !how.cancelled && row.chunks === 0 ? ["start"] : [];
+    const markersBefore: MarkerKind[] = !how.cancelled && cursor.chunks === 0 ? ["start"] : [];
     const markersAfter: MarkerKind[] = how.cancelled ? ["cancelled"] : [];
-    const chunk = { snapshot: row.id, window, plan, markersBefore, markersAfter, rowsBefore: row.rows };
+    const chunk = { snapshot: row.id, window, plan, markersBefore, markersAfter, rowsBefore: 0 };
     const delivered = this.options.observer.open(chunk);
     delivered.catch(() => {});
     let rows: TupleValues[] = [];
@@ -250,49 +317,56 @@ export class SnapshotManager {
     try {
       await this.emit(row.id, window, "low");
       if (!how.cancelled) {
-        const read = await this.readChunk(row, filter, plan, described.primaryKey);
+        const read = await this.readChunk(row, cursor, filter, plan, keyTypes);
         rows = read.rows;
         last = rows.length < this.options.chunkSize;
         if (last) (chunk.markersAfter as MarkerKind[]).push("end");
-        this.options.observer.setRows(window, rows, read.xids);
+        this.options.observer.setRows(window, rows, read.xids, last ? await rowsBefore() : undefined);
       } else {
-        this.options.observer.setRows(window, [], null);
+        this.options.observer.setRows(window, [], null, await rowsBefore());
       }
       await this.emit(row.id, window, "high");
     } catch (error) {
       this.options.observer.abandon(window, error as Error);
       throw error;
     }
-    const published = await delivered;
     const keyIndexes = described.primaryKey.map((name) => described.relation.columns.findIndex((c) => c.name === name));
     const lastRow = rows[rows.length - 1];
     const lastKey = lastRow ? keyIndexes.map((i) => lastRow[i] ?? null) : null;
-    return { rows: published, lastKey, last };
+    return { delivered, lastKey, last };
   }
 
-  private async readChunk(row: SnapshotRow, filter: SnapshotFilter | null, plan: RelationPlan, primaryKey: readonly string[]): Promise<{ rows: TupleValues[]; xids: ReturnType<typeof parseXidSnapshot> }> {
+  /** The table as the catalog describes it now, how it is published, and its key columns' types. */
+  private async tableOfChunk(row: SnapshotRow): Promise<ChunkTable> {
+    const ref = { schema: row.schema, table: row.table };
+    const described = await describeTable(this.query, ref);
+    const plan = planRelation(described.relation, described.primaryKey, this.options.tableSettings(ref.schema, ref.table), this.options.types);
     const types = await this.query(
       `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
          FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped`,
       [plan.relation.relationOid],
     );
     const typeOf = new Map(types.rows.map((r) => [r.name as string, r.type as string]));
+    return { described, plan, keyTypes: described.primaryKey.map((name) => ({ name, type: typeOf.get(name)! })) };
+  }
+
+  private async readChunk(row: SnapshotRow, cursor: ChunkCursor, filter: SnapshotFilter | null, plan: RelationPlan, key: ChunkTable["keyTypes"]): Promise<{ rows: TupleValues[]; xids: ReturnType<typeof parseXidSnapshot> }> {
     const sql = chunkQuery({
       table: `${quoteIdent(row.schema)}.${quoteIdent(row.table)}`,
       columns: plan.relation.columns.map((c) => c.name),
-      key: primaryKey.map((name) => ({ name, type: typeOf.get(name)! })),
+      key,
       filter,
-      after: row.lastKey,
+      after: cursor.lastKey,
       limit: this.options.chunkSize,
     });
     const client = await this.connections().connect();
     try {
       // One snapshot for both statements: the xids it saw decide which earlier changes it holds.
-      await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-      const snapshot = await client.query("SELECT pg_current_snapshot()::text AS snapshot");
+      // Two statements in one round trip: node-postgres answers a multi-statement text query with one result each.
+      const [, snapshot] = (await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_current_snapshot()::text AS snapshot")) as unknown as pg.QueryResult[];
       const result = await client.query({ text: sql.text, values: sql.values, rowMode: "array", types: RAW_TEXT_TYPES });
       await client.query("COMMIT");
-      return { rows: result.rows as TupleValues[], xids: parseXidSnapshot(snapshot.rows[0].snapshot) };
+      return { rows: result.rows as TupleValues[], xids: parseXidSnapshot(snapshot!.rows[0].snapshot) };
     } catch (error) {
       await client.query("ROLLBACK").catch(() => {});
       throw error;

@@ -14,11 +14,12 @@ export interface ChunkWindow {
   /** Markers published before the rows (start) and after them (end, cancelled). */
   readonly markersBefore: readonly MarkerKind[];
   readonly markersAfter: readonly MarkerKind[];
-  /** Rows of the snapshot published before this chunk (for the end marker's total). */
+  /** Rows of the snapshot published before this chunk (for the end marker's total); setRows may set it later. */
   readonly rowsBefore: number;
 }
 
 interface WindowState extends ChunkWindow {
+  rowsBefore: number;
   rows: TupleValues[] | null;
   xids: XidSnapshot | null;
   keyIndexes: number[];
@@ -67,10 +68,14 @@ export class WatermarkObserver implements StreamObserver {
     });
   }
 
-  /** The chunk's SELECT result (text values in the table's column order) and the snapshot it read. */
-  setRows(window: string, rows: TupleValues[], xids: XidSnapshot | null): void {
+  /**
+   * The chunk's SELECT result (text values in the table's column order) and the snapshot it read;
+   * `rowsBefore` when known only now (the chunk before was still being acknowledged at open).
+   */
+  setRows(window: string, rows: TupleValues[], xids: XidSnapshot | null, rowsBefore?: number): void {
     const state = this.windows.get(window);
     if (!state) return;
+    if (rowsBefore !== undefined) state.rowsBefore = rowsBefore;
     state.rows = rows;
     state.xids = xids;
   }

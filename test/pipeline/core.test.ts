@@ -351,6 +351,20 @@ describe("pipeline core, in-process (fake stream, fake sink)", () => {
       expect(watcher.safe).toContain(0x150n);
     });
 
+    it("with --batch-events, injected rows share TeraEvents up to the limit; a marker closes a batch and goes alone", () => {
+      const rows = Array.from({ length: 7 }, (_, i) => ({ row: [String(i + 1), `row ${i + 1}`] }));
+      const watcher = observer([{ marker: { marker: "start" } }, ...rows.slice(0, 5), { marker: { marker: "middle" } }, ...rows.slice(5), { marker: { marker: "end" } }]);
+      const { stream, sink } = setUp({ observer: watcher, batchEvents: 3 }, 100);
+      stream.send(...transaction(40, 0x100n, 1), logical(0x150n, "inject"));
+      const injected = sink.published.filter((p) => p.message.properties.snapshot === "s1").map((p) => p.message.properties);
+      expect(injected.map((p) => p.marker ?? `${p.count ?? 1}@${p.seq}`)).toEqual(["start", "3@1", "2@4", "middle", "2@7", "end"]);
+      expect(injected[1]).toMatchObject({ op: "update,update,update", count: "3", lsn: "0/150", snapshot: "s1" });
+      const batch = sink.published.find((p) => p.message.properties.seq === "1" && p.message.properties.snapshot === "s1")!;
+      for (const text of ['{"id":1,"name":"row 1"}', '{"id":2,"name":"row 2"}', '{"id":3,"name":"row 3"}']) expect(payloadText(batch.message)).toContain(text);
+      sink.ackAll();
+      expect(stream.confirmed).toBe(0x150n);
+    });
+
     it("the message's LSN is confirmed only once every injected event is acknowledged", () => {
       const watcher = observer([{ row: ["1", "one"] }, { row: ["2", "two"] }]);
       const { stream, sink } = setUp({ observer: watcher });

@@ -43,7 +43,7 @@ function startWriter(client: pg.Client, table: string, seed: number, firstFreeId
   };
 }
 
-async function snapshotWhileWriting(seed: number, rows: number, withWriter: boolean): Promise<{ rate: number; writes: number }> {
+async function snapshotWhileWriting(seed: number, rows: number, withWriter: boolean, extraArgs: string[] = []): Promise<{ rate: number; writes: number }> {
   const table = `snap_c${seed}_${withWriter ? "w" : "q"}`;
   await pgServer.query(`CREATE TABLE ${table} (id int PRIMARY KEY, val text NOT NULL, n int NOT NULL)`);
   await pgServer.query(`INSERT INTO ${table} SELECT g, md5(g::text), 0 FROM generate_series(1, ${rows}) g`);
@@ -51,7 +51,7 @@ async function snapshotWhileWriting(seed: number, rows: number, withWriter: bool
   const cdc = await startCdc({
     databaseUrl: pgServer.url,
     mqttUrl: broker.url,
-    args: ["--tables", table, "--slot", `slot_${table}`, "--publication", `pub_${table}`, "--module-name", moduleName, "--snapshot-chunk-size", "2048", "--rpc"],
+    args: ["--tables", table, "--slot", `slot_${table}`, "--publication", `pub_${table}`, "--module-name", moduleName, "--snapshot-chunk-size", "2048", "--rpc", ...extraArgs],
   });
   const state = await applyStream(broker.url, table, (o) => String(o.id));
   const writerClient = await pgServer.connect();
@@ -109,6 +109,10 @@ describe("a snapshot interleaved with live changes", () => {
 
   it("seed 3: 20,000 rows under a concurrent writer", async () => {
     await snapshotWhileWriting(3, 20_000, true);
+  }, 300_000);
+
+  it("seed 5: 20,000 rows under a concurrent writer, batched (--batch-events 64): snapshot rows share TeraEvents as live changes do", async () => {
+    await snapshotWhileWriting(5, 20_000, true, ["--batch-events", "64"]);
   }, 300_000);
 
   it("100,000 rows with no writer: every row once, in order of the key", async () => {
