@@ -1,4 +1,4 @@
-import { type ChangeOp, OP_OF_DB_EVENT_TYPE } from "../model/events.js";
+import { CHANGE_OPS, type ChangeOp, OP_OF_DB_EVENT_TYPE } from "../model/events.js";
 import { createClient } from "redis";
 import { connectBroker, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
 import { ConfigError, type MqttCredentialSettings, mqttCredentials, redisCa, type SettingSpec } from "../config.js";
@@ -39,7 +39,8 @@ export function decodeTailEvents(topic: string, payload: Uint8Array, properties:
   const headerTime = decoded.message.header?.time ?? 0;
   const commitTime = props["commit-time"] ?? new Date(headerTime * 1000).toISOString();
   const firstSeq = props.seq !== undefined ? Number(props.seq) : undefined;
-  const singleOp = props.op !== undefined && !props.op.includes(",") ? (props.op as TailOp) : undefined;
+  // The op property names one operation, or a batch's list of them; anything else is not taken.
+  const singleOp = CHANGE_OPS.find((op) => op === props.op);
   const events: TailEvent[] = [];
   decoded.message.events.forEach((any, index) => {
     const unpacked = unpackAny(any);
@@ -90,7 +91,7 @@ export function formatTailLine(event: TailEvent): string {
 export const TAIL_SETTINGS = [
   ...settingsNamed("mqtt-url", "redis-url", "redis-ca", "mqtt-username", "mqtt-password", "mqtt-ca", "mqtt-cert", "mqtt-key"),
   { name: "model", kind: { type: "string" }, help: "only events of this model (e.g. device)" },
-  { name: "op", kind: { type: "enum", values: ["create", "update", "delete", "truncate"] }, help: "only events of this operation" },
+  { name: "op", kind: { type: "enum", values: CHANGE_OPS }, help: "only events of this operation" },
   { name: "topic", kind: { type: "string" }, help: `MQTT topic filter to subscribe to [default: ${toMqttTopic(DATABASE_EVENTS_TOPIC_PREFIX)}/# , or the model's topic with --model]` },
   { name: "json", kind: { type: "bool" }, default: false, help: "print JSON Lines (topic, model, op, commitTime, lsn, seq, xid, table, object)" },
   { name: "count", kind: { type: "int", min: 1, max: 2_000_000_000 }, help: "exit after printing this many events" },

@@ -10,9 +10,7 @@ import { decodeTeraEvent, type TeraEvent, unpackAny } from "../messages/index.js
 import { type Lsn, parseLsn } from "../lsn.js";
 import { type ChangeOp, OP_OF_DB_EVENT_TYPE } from "../model/events.js";
 
-export type { ChangeOp } from "../model/events.js";
-
-export const CHANGE_OPS: readonly ChangeOp[] = ["create", "update", "delete", "truncate"];
+export { CHANGE_OPS, type ChangeOp } from "../model/events.js";
 
 /** One committed row change (or one TRUNCATE of a table) as tera-cdc published it. */
 export interface Change<T = Record<string, unknown>> {

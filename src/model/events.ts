@@ -4,6 +4,9 @@ import { COMPACT_STYLE, type ColumnPlan, type ObjectStyle, type RelationPlan } f
 /** The OpenTera operation of a row change; `truncate` is published as a DB_DELETE of everything. */
 export type ChangeOp = "create" | "update" | "delete" | "truncate";
 
+/** Every ChangeOp, for code that lists or checks them (the client's op filter, tail's --op). */
+export const CHANGE_OPS: readonly ChangeOp[] = ["create", "update", "delete", "truncate"];
+
 /** DatabaseEvent.EventType numbers (messages.md). */
 export const DB_EVENT_TYPE: Readonly<Record<ChangeOp, number>> = { create: 1, update: 2, delete: 3, truncate: 3 };
 
