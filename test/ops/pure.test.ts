@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { formatChecks, splitProblemFix } from "../../src/cli/check.js";
-import { formatBytes, formatStatus } from "../../src/cli/status.js";
+import { formatChecks, splitProblemFix } from "../../src/service/checks.js";
+import { formatBytes, formatStatus } from "../../src/ops/status.js";
 import { decodeTailEvents, formatTailLine } from "../../src/cli/tail.js";
 import { decodeTeraEvent, encodeDatabaseTeraEvent, LogEvent_LogLevel, unpackAny } from "../../src/messages/index.js";
 import { logEventMessage } from "../../src/ops/log-mqtt.js";
