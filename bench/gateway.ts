@@ -45,8 +45,8 @@ interface Plan {
   readonly saturationSeconds: number;
 }
 
-const FULL: Plan = { clients: 3000, steadyRate: 20, steadySeconds: 20, saturationRate: 100, saturationSeconds: 10 };
-const QUICK: Plan = { clients: 1000, steadyRate: 20, steadySeconds: 8, saturationRate: 200, saturationSeconds: 5 };
+const FULL: Plan = { clients: 3000, steadyRate: 20, steadySeconds: 20, saturationRate: 300, saturationSeconds: 5 };
+const QUICK: Plan = { clients: 500, steadyRate: 20, steadySeconds: 6, saturationRate: 300, saturationSeconds: 4 };
 
 /** The figure ids this section adds, for bench.ts's ratios and targets. */
 export const GATEWAY_FIGURES = {
