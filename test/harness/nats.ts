@@ -70,12 +70,14 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
     await Promise.all(nodes.map((n) => n.kill()));
     rmSync(dir, { recursive: true, force: true });
   };
+  // One deadline for the whole cluster, within the 120 s a test file's servers get to start.
+  const deadline = Date.now() + 90_000;
   try {
     for (const [i, node] of nodes.entries()) {
       await waitFor(`NATS node ${node.name} to admit MQTT clients`, async () => {
         if (children[i]!.exitCode !== null) throw new Error(`nats-server ${node.name} exited: ${output[i]!.slice(-2000)}`);
         return admitsSubscriber(node.mqttUrl, `probe-${node.name}`);
-      }, 60_000, 250);
+      }, Math.max(1000, deadline - Date.now()), 250);
     }
   } catch (error) {
     const shown = logs();

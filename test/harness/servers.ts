@@ -1,5 +1,6 @@
 import { afterAll, beforeAll } from "vitest";
 import { startAedes, startBroker, type Broker, type BrokerOptions } from "./broker.js";
+import { type NatsCluster, startNatsCluster } from "./nats.js";
 import { type PostgresOptions, type PostgresServer, startPostgres } from "./postgres.js";
 
 /**
@@ -51,4 +52,9 @@ export function useClusterAndBroker(options: { postgres?: PostgresOptions; broke
 /** A PostgreSQL cluster and an in-process aedes broker (MQTT 3.1.1 only, like `npm start`'s fallback). */
 export function useClusterAndAedes(): readonly [PostgresServer, Awaited<ReturnType<typeof startAedes>>] {
   return useServers<[PostgresServer, Awaited<ReturnType<typeof startAedes>>]>([() => startPostgres(), () => startAedes()], "the test's PostgreSQL cluster or aedes broker");
+}
+
+/** A PostgreSQL cluster and a NATS cluster of `size` nodes (JetStream + MQTT 3.1.1 on each, see nats.ts). */
+export function useClusterAndNats(size = 3): readonly [PostgresServer, NatsCluster] {
+  return useServers<[PostgresServer, NatsCluster]>([() => startPostgres(), () => startNatsCluster(size)], "the test's PostgreSQL cluster or NATS cluster");
 }
