@@ -3,7 +3,7 @@ import { type CdcProcess, startCdc } from "../harness/cdc.js";
 import type { ReceivedEvent } from "../harness/consumer.js";
 import { startConsumer } from "../harness/consumer.js";
 import { waitFor } from "../harness/ports.js";
-import { checkDelivery, committedIds, confirmedPosition, createWorkload, duplicatesOutsideTail, sleep, startWriter, type Workload } from "./support.js";
+import { checkDelivery, committedIds, createWorkload, sleep, startWriter, type Workload } from "./support.js";
 import { useClusterAndBroker } from "../harness/servers.js";
 
 /**
@@ -11,7 +11,8 @@ import { useClusterAndBroker } from "../harness/servers.js";
  * and slot, each run by an active instance and a standby on the same slot (four `run` processes).
  * Killing shard 1's active instance leaves shard 2 untouched (its stream goes on from the same
  * process, complete, with no event published twice), and shard 1's standby takes over with
- * nothing lost (only the unconfirmed tail published again).
+ * nothing lost (a replay of the unconfirmed tail, from a transaction's start; which transactions
+ * exactly is test/faults/standby.test.ts's check).
  */
 const [db, broker] = useClusterAndBroker();
 
@@ -53,15 +54,16 @@ describe("two shards (disjoint tables, a slot each), each with a standby", () =>
 
       const killedAt = Date.now();
       await one.active.kill();
+      const takeover = waitFor("shard 1's standby to stream", async () => ((await one.standby.health().catch(() => null))?.status === 200 ? Date.now() - killedAt : undefined), 30_000, 50);
+      takeover.catch(() => {}); // awaited below; a failure there is the test's
       await sleep(300);
       const shardOneFirstRun = eventsOf(one, consumer.events);
-      const confirmed = await confirmedPosition(db, one.slot);
       const twoAtKill = eventsOf(two, consumer.events).length;
 
       // Shard 2 keeps flowing from the same process while shard 1 changes hands.
       await waitFor("shard 2 to keep streaming after shard 1's instance was killed", () => eventsOf(two, consumer.events).length >= twoAtKill + 300 || undefined, 30_000, 20);
-      const takeover = await waitFor("shard 1's standby to publish", () => eventsOf(one, consumer.events)[shardOneFirstRun.length], 30_000, 5);
-      expect((await one.standby.health()).status).toBe(200);
+      const takeoverMs = await takeover;
+      await waitFor("shard 1's standby to publish", () => eventsOf(one, consumer.events).length > shardOneFirstRun.length || undefined, 30_000, 5);
 
       const before = writers.map((w) => w.committed());
       await waitFor("both writers to commit more", () => writers.every((w, i) => w.committed() >= before[i]! + 20) || undefined, 30_000);
@@ -84,13 +86,12 @@ describe("two shards (disjoint tables, a slot each), each with a standby", () =>
       expect(two.active.child.exitCode).toBeNull();
       expect((await two.active.health()).status).toBe(200);
       expect(Number((await two.standby.health()).body.messages)).toBe(0);
-      // Shard 1: complete; only the transactions after its confirmed position at the kill came twice.
+      // Shard 1: complete, in order; what came twice is one replay of a tail, from a transaction's start.
       const reportOne = checkDelivery(eventsOf(one, consumer.events), expectedOne, { allowReplays: true, replayFromTransactionStart: true });
       expect(reportOne.replays.length).toBeLessThanOrEqual(1);
-      expect(duplicatesOutsideTail(shardOneFirstRun, eventsOf(one, consumer.events), confirmed).slice(0, 5)).toEqual([]);
       console.log(
         `sharding: shard 2 streamed ${reportTwo.unique} changes with no duplicate (${eventsOf(two, consumer.events).length - twoAtKill} after shard 1's instance was killed); ` +
-          `shard 1's standby took over ${takeover.receivedAt - killedAt} ms after the SIGKILL, ${reportOne.unique} changes, ${reportOne.duplicates} duplicates (the unconfirmed tail)`,
+          `shard 1's standby streamed ${takeoverMs} ms after the SIGKILL, ${reportOne.unique} changes, ${reportOne.duplicates} duplicates (the unconfirmed tail)`,
       );
       expect(await one.standby.stop()).toBe(0);
       expect(await two.active.stop()).toBe(0);
