@@ -300,7 +300,7 @@ function readConfigFile(path: string, specs: Map<string, SettingSpec>): { values
 }
 
 /** A YAML or JSON mapping (not null, not a list). */
-function isMapping(value: unknown): value is Record<string, unknown> {
+export function isMapping(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 

@@ -31,7 +31,9 @@ ${Object.entries(COMMANDS)
 
 /** The version in the package's package.json (dist/cli/main.js sits two folders below it). */
 function packageVersion(): string {
-  return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+  const manifest: unknown = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+  const version = manifest !== null && typeof manifest === "object" && "version" in manifest ? manifest.version : undefined;
+  return typeof version === "string" ? version : "unknown";
 }
 
 /** Exit codes: 0 done, 1 runtime failure, 2 bad configuration or usage. */

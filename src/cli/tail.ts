@@ -175,7 +175,7 @@ async function subscribeMqtt(url: string, v: MqttCredentialSettings & { readonly
   if (protocolVersion === 4) logger.info("broker does not speak MQTT 5; subscribing with MQTT 3.1.1 (no lsn or seq)");
   client.on("offline", () => logger.warn("broker connection lost; reconnecting"));
   client.on("error", (error) => logger.warn(`broker error: ${error.message}`));
-  client.on("message", (messageTopic, payload, packet) => onMessage(messageTopic, payload, packet.properties?.userProperties as Record<string, string> | undefined));
+  client.on("message", (messageTopic, payload, packet) => onMessage(messageTopic, payload, packet.properties?.userProperties));
   await client.subscribeAsync(topic, { qos: 1 });
   logger.info({ broker: redactUrl(url), topic, mqtt5: protocolVersion === 5 }, "subscribed");
   return async () => {

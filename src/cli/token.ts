@@ -1,4 +1,4 @@
-import { ConfigError, type SettingSpec } from "../config.js";
+import { ConfigError, isMapping, type SettingSpec } from "../config.js";
 import { LOCAL_DATA_DIR_SETTING } from "../embedded/local.js";
 import { readSecrets } from "../embedded/secrets.js";
 import { signToken } from "../gateway/auth.js";
@@ -35,7 +35,7 @@ export async function tokenCommand(argv: string[]): Promise<number> {
   } catch (error) {
     throw new ConfigError(`setting claims is not JSON (${(error as Error).message}): give an object such as '{"sub":"alice","sites":[1]}'`);
   }
-  if (claims === null || typeof claims !== "object" || Array.isArray(claims)) throw new ConfigError(`setting claims is not a JSON object: give one such as '{"sub":"alice","sites":[1]}'`);
+  if (!isMapping(claims)) throw new ConfigError(`setting claims is not a JSON object: give one such as '{"sub":"alice","sites":[1]}'`);
   if ("exp" in claims || "iat" in claims) throw new ConfigError("setting claims: leave out exp and iat, token sets them (--expires-in)");
   const expiresIn = v["expires-in"];
   if (!SPAN.test(expiresIn)) throw new ConfigError(`setting expires-in is ${JSON.stringify(expiresIn)}: expected a span such as 30m, 8h or 7d`);
@@ -45,7 +45,7 @@ export async function tokenCommand(argv: string[]): Promise<number> {
   }
   let token: string;
   try {
-    token = await signToken({ secret, claims: claims as Record<string, unknown>, expiresIn, issuer: v.issuer, audience: v.audience });
+    token = await signToken({ secret, claims, expiresIn, issuer: v.issuer, audience: v.audience });
   } catch (error) {
     throw new ConfigError(`setting auth-secret: ${(error as Error).message}`);
   }
