@@ -5,17 +5,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, waitFor } from "./ports.js";
 import { startServerContainer, useContainers } from "./containers.js";
-import { exited, spawnTracked } from "./processes.js";
+import { exited, type RestartableServer, spawnTracked } from "./processes.js";
 
 const MOSQUITTO = process.env.TERA_CDC_MOSQUITTO ?? "/usr/sbin/mosquitto";
 
-export interface Broker {
-  readonly url: string;
-  readonly port: number;
+export interface Broker extends RestartableServer {
+  /** The broker's folder (its configuration, password and certificate files). */
   readonly dir: string;
-  stop(): Promise<void>;
-  start(): Promise<void>;
-  close(): Promise<void>;
 }
 
 export interface BrokerOptions {

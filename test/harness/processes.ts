@@ -1,5 +1,14 @@
 import { type ChildProcess, spawn, type SpawnOptions } from "node:child_process";
 
+/** A server a test starts on a port of its own, and may stop and start again on it (an outage). */
+export interface RestartableServer {
+  readonly url: string;
+  readonly port: number;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
 /** Every child a harness started, killed when the test process exits whatever happens. */
 const children = new Set<ChildProcess>();
 process.once("exit", () => {

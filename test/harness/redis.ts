@@ -4,17 +4,11 @@ import { connect as tcpConnect, createServer, type Server, type Socket } from "n
 import { createClient } from "redis";
 import { decodeTeraEvent, unpackAny } from "../../src/messages/index.js";
 import { freePort, waitFor } from "./ports.js";
-import { exited, spawnTracked } from "./processes.js";
+import { exited, type RestartableServer, spawnTracked } from "./processes.js";
 
 const REDIS_SERVER = process.env.TERA_CDC_REDIS_SERVER ?? "redis-server";
 
-export interface RedisServer {
-  readonly url: string;
-  readonly port: number;
-  stop(): Promise<void>;
-  start(): Promise<void>;
-  close(): Promise<void>;
-}
+export type RedisServer = RestartableServer;
 
 /** Certificate files of a redis-server that speaks TLS only. */
 export interface RedisTlsFiles {
