@@ -1,7 +1,8 @@
 // The raw MQTT limit: a bare mqtt.js client, in its own process like tera-cdc, publishing `count`
 // payloads of `payloadBytes` at `qos` (1 or 2), pipelined with at most `inFlight` unacknowledged (the same
 // bound as tera-cdc's --max-in-flight default). Prints one JSON line: when the first publish left
-// and when the last acknowledgement came back (epoch milliseconds).
+// and when the last acknowledgement came back (epoch milliseconds), and the CPU seconds the
+// process used in between (its rate per CPU-second is less at the mercy of a busy machine).
 import { performance } from "node:perf_hooks";
 import mqtt from "mqtt";
 
@@ -16,6 +17,7 @@ let sent = 0;
 let acked = 0;
 let outstanding = 0;
 let firstPublishAt = 0;
+let cpuBefore = process.cpuUsage();
 await new Promise((resolve, reject) => {
   const onAck = (error) => {
     if (error) return reject(error);
@@ -32,8 +34,10 @@ await new Promise((resolve, reject) => {
     }
   };
   firstPublishAt = now();
+  cpuBefore = process.cpuUsage();
   pump();
 });
 const lastAckAt = now();
-process.stdout.write(`${JSON.stringify({ firstPublishAt, lastAckAt })}\n`);
+const cpu = process.cpuUsage(cpuBefore);
+process.stdout.write(`${JSON.stringify({ firstPublishAt, lastAckAt, cpuSeconds: (cpu.user + cpu.system) / 1e6 })}\n`);
 await client.endAsync();

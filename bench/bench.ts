@@ -304,8 +304,8 @@ class Bench {
     return seconds;
   }
 
-  /** Changes/s a bare mqtt.js client reaches publishing `count` payloads of `bytes` to one subscriber. */
-  private async bareMqtt(count: number, bytes: number, userProperties?: Record<string, string>): Promise<number> {
+  /** Changes/s a bare mqtt.js client reaches publishing `count` payloads of `bytes` to one subscriber, and per second of its CPU. */
+  private async bareMqtt(count: number, bytes: number, userProperties?: Record<string, string>): Promise<{ rate: number; perCpuSecond: number }> {
     const topic = `bench/bare/${bytes}`;
     const subscriber = await Subscriber.start(this.broker.url, topic);
     try {
@@ -319,8 +319,8 @@ class Bench {
       await subscriber.waitForEvents(count);
       const code = await exited(child, 60_000);
       if (code !== 0) throw new Error(`bare publisher exited with ${code}: ${stderr.slice(-1000)}`);
-      const { firstPublishAt } = JSON.parse(stdout) as { firstPublishAt: number };
-      return count / ((subscriber.lastAt - firstPublishAt) / 1000);
+      const { firstPublishAt, cpuSeconds } = JSON.parse(stdout) as { firstPublishAt: number; cpuSeconds: number };
+      return { rate: count / ((subscriber.lastAt - firstPublishAt) / 1000), perCpuSecond: count / Math.max(cpuSeconds, 0.01) };
     } finally {
       await subscriber.close();
     }
@@ -436,9 +436,11 @@ class Bench {
           if (!batched) {
             this.results.add(`payload-${kind}`, `TeraEvent payload ${name}`, "bytes", "tera-cdc", payloadBytes);
             const properties = subscriber.lastProperties;
-            this.results.add(`bare-${kind}`, `bare mqtt.js QoS 1, ${payloadBytes} B payloads`, "msg/s", "raw", await this.bareMqtt(rows, payloadBytes));
+            const bare = await this.bareMqtt(rows, payloadBytes);
+            this.results.add(`bare-${kind}`, `bare mqtt.js QoS 1, ${payloadBytes} B payloads`, "msg/s", "raw", bare.rate);
+            this.results.add(`bare-core-${kind}`, `bare mqtt.js QoS 1, ${payloadBytes} B payloads, per second of its CPU`, "msg/core-s", "raw", bare.perCpuSecond);
             if (kind === "bulk") {
-              this.results.add("bare-props-bulk", `bare mqtt.js QoS 1, ${payloadBytes} B + tera-cdc's user properties`, "msg/s", "raw", await this.bareMqtt(rows, payloadBytes, properties));
+              this.results.add("bare-props-bulk", `bare mqtt.js QoS 1, ${payloadBytes} B + tera-cdc's user properties`, "msg/s", "raw", (await this.bareMqtt(rows, payloadBytes, properties)).rate);
             }
           }
         }
@@ -521,7 +523,7 @@ class Bench {
         const payloadBytes = Math.round(subscriber.payloadBytes / subscriber.messages);
         const seconds = await this.recvDrain(`${publication}_slot`, publication);
         this.results.add("recv-pgbench", "pg_recvlogical (b) pgbench single-row tx", "changes/s", "raw", rows / seconds);
-        this.results.add("bare-pgbench", `bare mqtt.js QoS 1, ${payloadBytes} B payloads (b)`, "msg/s", "raw", await this.bareMqtt(rows, payloadBytes));
+        this.results.add("bare-pgbench", `bare mqtt.js QoS 1, ${payloadBytes} B payloads (b)`, "msg/s", "raw", (await this.bareMqtt(rows, payloadBytes)).rate);
       }
       this.results.add("rss-pgbench", "tera-cdc peak RSS (b) pgbench", "MB", "memory", this.memoryOf(cdc.child.pid!).peakMb);
     } finally {
@@ -734,6 +736,7 @@ class Bench {
     const ratios = [
       ratio("(a) tera-cdc 1 event/message / bare mqtt.js QoS 1", byId, "cdc-bulk-single", "bare-bulk"),
       ratio("(a) tera-cdc 1 event/message / bare mqtt.js QoS 1 with the same user properties", byId, "cdc-bulk-single", "bare-props-bulk"),
+      ratio("(a) tera-cdc 1 event/message / bare mqtt.js QoS 1, per second of each one's CPU", byId, "core-bulk-single", "bare-core-bulk"),
       ratio("(a) tera-cdc batched / pg_recvlogical", byId, "cdc-bulk-batched", "recv-bulk"),
       ratio("(a) tera-cdc 1 event/message / pg_recvlogical", byId, "cdc-bulk-single", "recv-bulk"),
       ratio("(s) snapshot rows/s / the same rows live, batched", byId, "snapshot-rows", "snapshot-live-batched"),
