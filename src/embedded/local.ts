@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import type { SettingSpec } from "../config.js";
+import type { MqttCredentialSettings, SettingSpec } from "../config.js";
 import { EMBEDDED_DATABASE } from "./postgres.js";
 import { readSecrets } from "./secrets.js";
 import { isProcessAlive, readState } from "./state.js";
@@ -14,11 +14,9 @@ export const LOCAL_DATA_DIR_SETTING = {
 } as const satisfies SettingSpec;
 
 /** The settings withLocalServices reads and fills (a command has some of them). */
-export interface LocalServiceSettings {
+export interface LocalServiceSettings extends Pick<MqttCredentialSettings, "mqtt-username" | "mqtt-password"> {
   readonly "data-dir"?: string | undefined;
   readonly "mqtt-url"?: string | undefined;
-  readonly "mqtt-username"?: string | undefined;
-  readonly "mqtt-password"?: string | undefined;
   readonly "database-url"?: string | undefined;
 }
 
