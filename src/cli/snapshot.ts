@@ -3,7 +3,8 @@ import type { MqttClient } from "mqtt";
 import { connectBroker, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
 import { ConfigError, mqttCredentials, parseSettings, type SettingSpec } from "../config.js";
 import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
-import { encodeMessage, moduleRpcTopic, toMqttTopic, type Value } from "../messages/index.js";
+import { moduleRpcTopic, toMqttTopic, type Value } from "../messages/index.js";
+import { RpcCaller } from "../rpc/client.js";
 import { FilterError, parseFriendlyFilter } from "../snapshot/filter.js";
 import { formatSeconds, parseSnapshotReport, progressLine, progressTopic, type SnapshotReport } from "../snapshot/protocol.js";
 import { helpText, required } from "./help.js";
@@ -33,15 +34,6 @@ export const SNAPSHOT_SETTINGS = [
 /** The seconds without a reply after which the request counts as unanswered. */
 const REPLY_TIMEOUT_MS = 15_000;
 
-type Reply = { id: number; return_value?: unknown; error?: string };
-
-/** A reply as the RPC listener sends it (`{"id": n, "return_value": ...}` or with `error`); null for anything else on the topic. */
-function parseReply(value: unknown): Reply | null {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) return null;
-  const r: Partial<Record<keyof Reply, unknown>> = value;
-  if (typeof r.id !== "number" || (r.error !== undefined && typeof r.error !== "string")) return null;
-  return { id: r.id, return_value: r.return_value, ...(r.error !== undefined ? { error: r.error } : {}) };
-}
 
 function stringValue(text: string): Value {
   return { $type: "opentera.protobuf.Value", argValue: { $case: "stringValue", stringValue: text } };
@@ -92,47 +84,31 @@ async function follow(
   client: MqttClient,
   o: { model: string; filter: string | null; json: boolean; moduleName: string; replyTopic: string; rpcTopic: string; timeoutMs: number },
 ): Promise<number> {
-  const pending = new Map<number, (reply: Reply) => void>();
+  const rpc = new RpcCaller({
+    rpcTopic: o.rpcTopic,
+    replyTopic: o.replyTopic,
+    timeoutMs: REPLY_TIMEOUT_MS,
+    unanswered: (method) => `no reply to ${method} on ${o.rpcTopic} within ${REPLY_TIMEOUT_MS / 1000} s: is tera-cdc running with --module-name ${o.moduleName} and RPC on, and may this client publish there?`,
+    publish: (topic, bytes) => client.publish(topic, Buffer.from(bytes), { qos: 1 }),
+  });
+  const call = (method: string, args: Value[]) => rpc.call(method, args);
   const reports = new Map<number, SnapshotReport>();
   let onReport: (report: SnapshotReport) => void = () => {};
   client.on("message", (topic, payload) => {
+    if (topic === o.replyTopic) return rpc.received(payload);
+    // Whoever may publish on the progress topics could have put anything there: only well-formed reports count.
     let value: unknown;
     try {
       value = JSON.parse(payload.toString("utf8"));
     } catch {
       return;
     }
-    // Whoever may publish on these topics could have put anything there: only well-formed messages count.
-    if (topic === o.replyTopic) {
-      const reply = parseReply(value);
-      if (!reply) return;
-      pending.get(reply.id)?.(reply);
-      pending.delete(reply.id);
-    } else {
-      const report = parseSnapshotReport(value);
-      if (!report) return;
-      reports.set(report.id, report);
-      onReport(report);
-    }
+    const report = parseSnapshotReport(value);
+    if (!report) return;
+    reports.set(report.id, report);
+    onReport(report);
   });
   await client.subscribeAsync([o.replyTopic, progressTopic(o.moduleName, "+")], { qos: 1 });
-
-  let nextId = Number.parseInt(randomBytes(3).toString("hex"), 16);
-  const call = (method: string, args: Value[]): Promise<Reply> => {
-    const id = ++nextId;
-    const bytes = encodeMessage({ $type: "opentera.protobuf.RPCMessage", method, replyTo: o.replyTopic, id: BigInt(id), timestamp: Date.now() / 1000, args });
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        pending.delete(id);
-        reject(new Error(`no reply to ${method} on ${o.rpcTopic} within ${REPLY_TIMEOUT_MS / 1000} s: is tera-cdc running with --module-name ${o.moduleName} and RPC on, and may this client publish there?`));
-      }, REPLY_TIMEOUT_MS);
-      pending.set(id, (reply) => {
-        clearTimeout(timer);
-        resolve(reply);
-      });
-      client.publish(o.rpcTopic, Buffer.from(bytes), { qos: 1 });
-    });
-  };
 
   const started = await call("snapshot", o.filter ? [stringValue(o.model), stringValue(o.filter)] : [stringValue(o.model)]);
   if (started.error !== undefined) {
