@@ -22,7 +22,7 @@ export interface GatewayEvent {
   readonly table: string;
   /** The snapshot id when the event is a snapshot row (a restated row, not a committed change). */
   readonly snapshot?: string;
-  /** Payload size, for the ring buffer's byte bound. */
+  /** Memory the event keeps while held (retainedBytes): what the ring's and the row store's byte bounds count. */
   readonly bytes: number;
 }
 
@@ -79,8 +79,24 @@ export function eventsFromMessage(payload: Uint8Array, properties: Readonly<Reco
       commitTime: prop("commit-time") ?? "",
       table: prop("table") ?? "",
       ...(prop("snapshot") !== undefined ? { snapshot: prop("snapshot") } : {}),
-      bytes: db.objectValue.length + db.objectType.length + 64,
+      bytes: retainedBytes(db.objectValue),
     });
   });
   return out;
 }
+
+/**
+ * What an event keeps in memory while the gateway holds it, in bytes: an upper estimate, which the
+ * ring's and the row store's byte bounds count so that their defaults fit the command's heap cap
+ * (bin/tera-cdc.js). The object text and the object parsed from it are two copies of its
+ * characters on the heap, one byte a character when all are Latin-1, else two; the frames encoded
+ * from it, about its UTF-8 size outside the heap; and the event's fixed fields.
+ * test/gateway/memory.test.ts measures it against V8's own heap figures.
+ */
+export function retainedBytes(objectValue: string): number {
+  const utf8 = Buffer.byteLength(objectValue, "utf8");
+  const perCharacter = utf8 === objectValue.length || !BEYOND_LATIN1.test(objectValue) ? 1 : 2;
+  return 2 * perCharacter * objectValue.length + utf8 + 512;
+}
+
+const BEYOND_LATIN1 = /[^\u0000-\u00ff]/;

@@ -13,6 +13,8 @@ export interface Position {
  */
 export class EventRing {
   private readonly items: GatewayEvent[] = [];
+  /** What holding each item costs (its bytes, plus what it keeps alive elsewhere: pushed with it). */
+  private readonly costs: number[] = [];
   private head = 0;
   private bytes = 0;
   /** The newest event dropped; every event after it is held. */
@@ -21,6 +23,8 @@ export class EventRing {
   constructor(
     private readonly maxEvents: number,
     private readonly maxBytes: number,
+    /** Told of each event the ring lets go (dropped as the oldest, or at a gap), so what hangs on it can go too. */
+    private readonly onDrop: (event: GatewayEvent) => void = () => {},
   ) {}
 
   get size(): number {
@@ -44,23 +48,31 @@ export class EventRing {
    * held so far can serve a resume any more.
    */
   markGap(): void {
+    for (let i = this.head; i < this.items.length; i++) this.onDrop(this.items[i]!);
     this.items.length = 0;
+    this.costs.length = 0;
     this.head = 0;
     this.bytes = 0;
     this.dropped = null;
   }
 
-  push(event: GatewayEvent): void {
+  /** Appends an event; `alsoKeeps`: bytes it keeps alive elsewhere while held (the row it replaced). */
+  push(event: GatewayEvent, alsoKeeps = 0): void {
+    const cost = event.bytes + alsoKeeps;
     this.items.push(event);
-    this.bytes += event.bytes;
+    this.costs.push(cost);
+    this.bytes += cost;
     while (this.size > 1 && (this.size > this.maxEvents || this.bytes > this.maxBytes)) {
-      this.bytes -= this.items[this.head]!.bytes;
-      this.dropped = this.items[this.head]!;
+      const oldest = this.items[this.head]!;
+      this.bytes -= this.costs[this.head]!;
+      this.dropped = oldest;
       this.items[this.head++] = undefined as unknown as GatewayEvent;
+      this.onDrop(oldest);
     }
-    // Compact now and then rather than shifting the array on every drop.
+    // Compact now and then rather than shifting the arrays on every drop.
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items.splice(0, this.head);
+      this.costs.splice(0, this.head);
       this.head = 0;
     }
   }

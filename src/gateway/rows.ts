@@ -1,5 +1,5 @@
 import { DatabaseEvent_EventType } from "../messages/index.js";
-import type { GatewayEvent } from "./events.js";
+import { type GatewayEvent, retainedBytes } from "./events.js";
 import type { Position } from "./ring.js";
 import { type AccessRules, objectKey } from "./rules.js";
 
@@ -12,24 +12,44 @@ import { type AccessRules, objectKey } from "./rules.js";
  * stream). The rows fill from the live stream and from snapshots (tera-cdc's snapshot RPC puts a
  * model's rows into the stream as upserts; the gateway asks for one when it starts).
  *
- * Bounded (`maxRows` over all models): past it a model's rows are dropped and it is marked
- * incomplete until the gateway restarts, and clients are told so instead of being given a part.
+ * Bounded (`maxRows` rows and `maxBytes` of them over all models, each row counted by what it
+ * keeps in memory): past either a model's rows are dropped and it is marked incomplete until the
+ * gateway restarts, and clients are told so instead of being given a part.
  */
 export class RowStore {
   private readonly rows = new Map<string, Map<string, GatewayEvent>>();
   private readonly incomplete = new Set<string>();
   private count = 0;
+  private bytes = 0;
   /**
    * The row each applied event replaced (null: none; absent: not tracked, as for a truncate), so
-   * that the rows as they were at an earlier position can be recomputed (rowsBefore).
+   * that the rows as they were at an earlier position can be recomputed (rowsBefore). Kept only
+   * while the event is in the gateway's ring (forget): a row's versions must not chain through
+   * every update it ever had.
    */
-  private readonly previous = new WeakMap<GatewayEvent, GatewayEvent | null>();
+  private readonly previous = new Map<GatewayEvent, GatewayEvent | null>();
   private firstPosition: Position | null = null;
 
   constructor(
     private readonly rules: AccessRules,
     private readonly maxRows: number,
+    private readonly maxBytes: number = Number.POSITIVE_INFINITY,
   ) {}
+
+  /** Bytes of the rows held (GatewayEvent.bytes summed). */
+  get totalBytes(): number {
+    return this.bytes;
+  }
+
+  /** Versions tracked for rowsBefore (one per event still in the ring). */
+  get trackedVersions(): number {
+    return this.previous.size;
+  }
+
+  /** The event left the ring: no resume will ask for the row it replaced. */
+  forget(event: GatewayEvent): void {
+    this.previous.delete(event);
+  }
 
   get size(): number {
     return this.count;
@@ -47,40 +67,51 @@ export class RowStore {
   /** Events may have been missed: nothing before the next event can be vouched for. */
   markGap(): void {
     this.firstPosition = null;
+    this.previous.clear();
   }
 
-  apply(event: GatewayEvent): void {
+  /** Applies the event; returns the row it replaced, which stays in memory while the event is in the ring. */
+  apply(event: GatewayEvent): GatewayEvent | undefined {
     this.firstPosition ??= { lsn: event.lsn, seq: event.seq };
-    if (this.incomplete.has(event.model)) return;
+    if (this.incomplete.has(event.model)) return undefined;
     let model = this.rows.get(event.model);
     if (!model) {
-      if (!this.rules.models.has(event.model)) return;
+      if (!this.rules.models.has(event.model)) return undefined;
       model = new Map();
       this.rows.set(event.model, model);
     }
     if (event.op === "truncate") {
-      this.count -= model.size;
-      model.clear();
-      return;
+      this.dropRows(model);
+      return undefined;
     }
     const key = objectKey(this.rules, event.model, event.object);
-    if (key === undefined) return;
-    if (event.type === DatabaseEvent_EventType.DB_DELETE) {
-      this.previous.set(event, model.get(key) ?? null);
-      if (model.delete(key)) this.count--;
-      return;
-    }
+    if (key === undefined) return undefined;
     const previous = model.get(key);
     this.previous.set(event, previous ?? null);
-    // Re-inserted so that Map order stays "last changed last", the order clients get them in.
-    model.delete(key);
-    model.set(key, previous ? withUnchangedColumns(previous, event) : event);
-    const had = previous !== undefined;
-    if (!had && ++this.count > this.maxRows) {
-      this.count -= model.size;
-      this.rows.delete(event.model);
-      this.incomplete.add(event.model);
+    if (previous) {
+      model.delete(key);
+      this.count--;
+      this.bytes -= previous.bytes;
     }
+    if (event.type !== DatabaseEvent_EventType.DB_DELETE) {
+      // Re-inserted so that Map order stays "last changed last", the order clients get them in.
+      const row = previous ? withUnchangedColumns(previous, event) : event;
+      model.set(key, row);
+      this.count++;
+      this.bytes += row.bytes;
+      if (this.count > this.maxRows || this.bytes > this.maxBytes) {
+        this.dropRows(model);
+        this.rows.delete(event.model);
+        this.incomplete.add(event.model);
+      }
+    }
+    return previous;
+  }
+
+  private dropRows(model: Map<string, GatewayEvent>): void {
+    for (const row of model.values()) this.bytes -= row.bytes;
+    this.count -= model.size;
+    model.clear();
   }
 
   /**
@@ -122,5 +153,5 @@ function withUnchangedColumns(previous: GatewayEvent, event: GatewayEvent): Gate
   const object: Record<string, unknown> = { ...event.object };
   for (const column of missing) object[column] = previous.object[column];
   const objectValue = JSON.stringify(object);
-  return { ...event, object, objectValue, bytes: objectValue.length + event.model.length + 64 };
+  return { ...event, object, objectValue, bytes: retainedBytes(objectValue) };
 }

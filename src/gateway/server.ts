@@ -12,6 +12,7 @@ import { formatLsn, parseLsn } from "../lsn.js";
 import { DEFAULT_POSITION_LIMITS, PositionGuard } from "../client/dedupe.js";
 import { verify } from "../messages/signature.js";
 import { SUBPROTOCOL, type TokenVerifier, tokenOfRequest, tokenRefusal } from "./auth.js";
+import { GATEWAY_DEFAULTS } from "./defaults.js";
 import { comparePositions, eventsFromMessage, type GatewayEvent } from "./events.js";
 import { eventBinary, eventMeta, PROTOCOL_VERSION, parseClientRequest } from "./frames.js";
 import { EventRing, type Position } from "./ring.js";
@@ -64,6 +65,8 @@ export interface GatewayOptions {
   readonly positionLimits?: { readonly leadBytes: bigint; readonly bytesPerSecond: bigint };
   /** Current rows kept over all models, for clients that subscribe with "rows": true (default 100,000). */
   readonly maxRows?: number;
+  /** Bytes of current rows kept over all models (GatewayEvent.bytes), at most. */
+  readonly maxRowBytes?: number;
   /**
    * Ask the tera-cdc of this module name (RPC, module/<name>/rpc) for a snapshot of every served
    * model once subscribed, so that the current rows are complete and not only those changed since
@@ -215,9 +218,9 @@ export class Gateway {
   private readonly guard: PositionGuard;
 
   constructor(private readonly options: GatewayOptions) {
-    this.ring = new EventRing(options.ringEvents, options.ringBytes);
+    this.ring = new EventRing(options.ringEvents, options.ringBytes, (event) => this.rowStore.forget(event));
     this.guard = new PositionGuard(options.positionLimits ?? DEFAULT_POSITION_LIMITS);
-    this.rowStore = new RowStore(options.rules, options.maxRows ?? 100_000);
+    this.rowStore = new RowStore(options.rules, options.maxRows ?? GATEWAY_DEFAULTS.maxRows, options.maxRowBytes ?? GATEWAY_DEFAULTS.maxRowBytes);
     this.claimNames = claimsRead(options.rules);
   }
 
@@ -411,8 +414,9 @@ export class Gateway {
         continue;
       }
       this.lastPosition = event;
-      this.ring.push(event);
-      this.rowStore.apply(event);
+      // The row the event replaced stays in memory while the event is in the ring: the ring counts it.
+      const replaced = this.rowStore.apply(event);
+      this.ring.push(event, replaced?.bytes ?? 0);
       this.stats.events++;
       accepted.push(event);
     }

@@ -188,6 +188,46 @@ describe("frames", () => {
   });
 });
 
+describe("gateway memory bounds", () => {
+  const at = (e: GatewayEvent, lsn: number): GatewayEvent => ({ ...e, lsn: BigInt(lsn), seq: 0 });
+
+  it("keeps a row's earlier versions only while their events are in the ring: 10,000 updates of one row track at most the ring's", () => {
+    const store = new RowStore(RULES, 100);
+    const ring = new EventRing(50, 1_000_000_000, (dropped) => store.forget(dropped));
+    for (let i = 1; i <= 10_000; i++) {
+      const update = at(event(i === 1 ? "create" : "update", { id_device: 1, id_site: 1, name: `v${i}` }), i);
+      const replaced = store.apply(update);
+      ring.push(update, replaced?.bytes ?? 0);
+    }
+    expect(store.trackedVersions).toBeLessThanOrEqual(50);
+    // What a resume asks for is still known: the row as it was before the ring's events.
+    expect(store.rowsBefore("device", ring.after({ lsn: 9_960n, seq: 0 })!)?.map((r) => r.object.name)).toEqual(["v9960"]);
+    ring.markGap();
+    expect(store.trackedVersions).toBe(0);
+  });
+
+  it("counts the row an event replaced in the ring's bytes", () => {
+    const ring = new EventRing(1000, 1000);
+    ring.push(at(event("update", { id_device: 1, id_site: 1 }), 1), 850); // 100 + 850
+    ring.push(at(event("update", { id_device: 2, id_site: 1 }), 2)); // 100: 1,050 > 1,000
+    expect(ring.size).toBe(1);
+    expect(ring.totalBytes).toBe(100);
+  });
+
+  it("holds rows up to a byte bound; past it the model is incomplete, not partial", () => {
+    const store = new RowStore(RULES, 1_000_000, 1_000);
+    for (let i = 1; i <= 9; i++) store.apply(at(event("create", { id_device: i, id_site: 1 }), i));
+    expect(store.totalBytes).toBe(900);
+    expect(store.rowsOf("device")).toHaveLength(9);
+    store.apply(at(event("update", { id_device: 3, id_site: 2 }), 10)); // replaces a row: still 900
+    expect(store.rowsOf("device")).toHaveLength(9);
+    store.apply(at(event("create", { id_device: 10, id_site: 1 }), 11));
+    store.apply(at(event("create", { id_device: 11, id_site: 1 }), 12));
+    expect(store.rowsOf("device")).toBeNull();
+    expect(store.totalBytes).toBe(0);
+  });
+});
+
 describe("current rows at an earlier position (resume on another gateway instance)", () => {
   const at = (e: GatewayEvent, seq: number): GatewayEvent => ({ ...e, lsn: BigInt(seq), seq: 0 });
   it("undoes the later events: an insert removed, an update and a delete restored; a truncate cannot be undone", () => {
