@@ -45,6 +45,9 @@ let consumer: Consumer;
 let gateway: ChildProcess;
 let gatewayEvents: RawEvent[] = [];
 let gatewaySocket: WebSocket;
+/** The gateway's log, and how its socket closed (if it did): what a timeout on its frames reports. */
+let gatewayLogs: () => string = () => "";
+let gatewayClosed = "";
 let audit: ChildProcess;
 let auditUrl: string;
 let library: Subscription;
@@ -79,6 +82,7 @@ beforeAll(async () => {
   const port = await freePort();
   const started = runCli(["gateway", "--mqtt-url", broker.url, "--host", "127.0.0.1", "--port", String(port), "--rules", join(dir, "rules.yaml")], { TERA_CDC_GATEWAY_AUTH_SECRET: SECRET });
   gateway = started.child;
+  gatewayLogs = () => started.output().stderr;
   children.push(gateway);
   await waitFor("the gateway's /healthz", async () => {
     if (gateway.exitCode !== null) throw new Error(`gateway exited ${gateway.exitCode}: ${started.output().stderr}`);
@@ -117,6 +121,7 @@ afterAll(async () => {
 async function connectGateway(port: number): Promise<WebSocket> {
   const jwt = await new SignJWT({ sub: "oracle" }).setProtectedHeader({ alg: "HS256" }).setIssuedAt().setExpirationTime("2h").sign(new TextEncoder().encode(SECRET));
   const socket = new WebSocket(`ws://127.0.0.1:${port}/ws`, [SUBPROTOCOL, `bearer.${jwt}`]);
+  socket.on("close", (code, reason) => (gatewayClosed = `closed ${code} ${reason.toString()}`));
   let meta: Record<string, unknown> | null = null;
   const controls: Record<string, unknown>[] = [];
   socket.on("message", (data, isBinary) => {
@@ -268,7 +273,10 @@ async function round(rows: { a: Row; b: Row; big: string }[]): Promise<{ checked
   const perTable = ids.length;
   await waitFor("the broker's events", () => consumer.events.length - consumerStart >= 8 * perTable || undefined, 90_000, 50);
   await waitFor("the client library's changes", () => libraryChanges.length - libraryStart >= 8 * perTable || undefined, 90_000, 50);
-  await waitFor("the gateway's frames", () => gatewayEvents.filter((e, i) => i >= gatewayStart && e.op === "delete").length >= 2 * perTable || undefined, 90_000, 50);
+  await waitFor("the gateway's frames", () => gatewayEvents.filter((e, i) => i >= gatewayStart && e.op === "delete").length >= 2 * perTable || undefined, 90_000, 50).catch((error: Error) => {
+    const got = gatewayEvents.slice(gatewayStart).map((e) => `${e.op} ${e.table}`);
+    throw new Error(`${error.message}: ${got.length} frames this round (${got.slice(-6).join(", ")}); socket ${gatewayClosed || "open"}; gateway log:\n${gatewayLogs().slice(-3000)}`);
+  });
   const auditRows = await waitFor("the audit store's rows", async () => {
     const client = await rawClient(auditUrl);
     try {
