@@ -191,6 +191,8 @@ export class Gateway {
   /** Snapshot requests sent (request id -> model), the snapshots they started (snapshot id -> model), and the models one of them has finished. */
   private readonly snapshotRequests = new Map<number, string>();
   private readonly ownSnapshots = new Map<string, string>();
+  /** Ids of snapshots whose end marker came (the reply, on another topic, may come after it); the last 100. */
+  private readonly endedSnapshots = new Set<string>();
   private readonly snapshotDone = new Set<string>();
   private web: WebAssets | undefined;
   readonly stats: GatewayStats = {
@@ -368,8 +370,11 @@ export class Gateway {
       else {
         const model = typeof reply.id === "number" ? this.snapshotRequests.get(reply.id) : undefined;
         const id = reply.return_value;
-        if (model !== undefined && (typeof id === "number" || typeof id === "string")) this.ownSnapshots.set(String(id), model);
         this.options.logger.info({ snapshot: id, model }, "snapshot started");
+        if (model !== undefined && (typeof id === "number" || typeof id === "string")) {
+          this.ownSnapshots.set(String(id), model);
+          if (this.endedSnapshots.has(String(id))) this.markSnapshotDone(model);
+        }
       }
     } catch {
       this.options.logger.warn("snapshot reply is not JSON");
@@ -503,8 +508,15 @@ export class Gateway {
       return Array.isArray(v) ? v[0] : v;
     };
     if (text("snapshot-marker") !== "end") return;
-    const model = this.ownSnapshots.get(text("snapshot") ?? "");
-    if (model === undefined) return;
+    const id = text("snapshot") ?? "";
+    const model = this.ownSnapshots.get(id);
+    if (model !== undefined) return this.markSnapshotDone(model);
+    // Replies and markers travel on different topics: the reply naming this id may still come.
+    this.endedSnapshots.add(id);
+    if (this.endedSnapshots.size > 100) this.endedSnapshots.delete(this.endedSnapshots.values().next().value!);
+  }
+
+  private markSnapshotDone(model: string): void {
     this.snapshotDone.add(model);
     this.options.logger.info({ model }, "snapshot done: the current rows of the model are complete");
   }

@@ -149,10 +149,11 @@ describe("the live page in a real browser", () => {
     expect(before).toEqual(expect.arrayContaining(["[700]", "[1]", "[2]", "[4]"]));
     expect(before).not.toContain("[3]");
     expect(before).not.toContain("[50]");
+    // Once the gateway's own snapshot has ended (row 700 came with it), a page says nothing is missing.
+    await waitFor("the gateway's snapshot to end", () => /snapshot done/.test(gateway.output().stderr) || undefined, 60_000);
     const context = await browser.newContext();
     const page = await openPage(context, [1]);
     expect(await cellText(page, 2, "device_status")).toBe("in session");
-    // The gateway's own snapshot has ended (row 700 came with it): the page says nothing is missing.
     expect(await page.locator("#notice").textContent()).toBe("");
     const initial = await page.evaluate(() => (globalThis as unknown as { teraLive: { applied: Applied[]; initialRows: number; changes: number; position: unknown } }).teraLive);
     expect(initial.applied.every((a) => a.op === "initial")).toBe(true);
