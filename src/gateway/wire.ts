@@ -46,18 +46,25 @@ export function checkWireSupport(): void {
   }
 }
 
-/** A frame built once: its bytes on the wire, and its payload for `send()` when ws is busy. */
+/**
+ * Frames built once: their bytes on the wire (one or more whole frames), and each message's
+ * payload for `send()` when ws is busy.
+ */
 export interface Frame {
   readonly bytes: Buffer;
-  readonly payload: Buffer;
-  readonly binary: boolean;
+  readonly messages: readonly { readonly payload: Buffer; readonly binary: boolean }[];
+}
+
+/** Several frames as one buffer: one write instead of a writev of many. */
+export function joinFrames(frames: readonly Frame[]): Frame {
+  return { bytes: Buffer.concat(frames.map((f) => f.bytes)), messages: frames.flatMap((f) => f.messages) };
 }
 
 function frame(payload: Buffer, binary: boolean): Frame {
   if (typeof Sender?.frame !== "function") throw new Error(NO_SENDER);
   // readOnly: the data is not copied for masking (a server never masks).
   const parts = Sender.frame(payload, { fin: true, opcode: binary ? OPCODE_BINARY : OPCODE_TEXT, mask: false, readOnly: true, rsv1: false });
-  return { bytes: parts.length === 1 ? parts[0]! : Buffer.concat(parts), payload, binary };
+  return { bytes: parts.length === 1 ? parts[0]! : Buffer.concat(parts), messages: [{ payload, binary }] };
 }
 
 /** One complete unmasked text frame (server to client). */
@@ -87,7 +94,7 @@ function rawWritable(socket: WebSocket): Socket | null {
 export function writeFrames(socket: WebSocket, frames: readonly Frame[]): void {
   const tcp = rawWritable(socket);
   if (!tcp) {
-    for (const f of frames) socket.send(f.payload, { binary: f.binary });
+    for (const f of frames) for (const m of f.messages) socket.send(m.payload, { binary: m.binary });
     return;
   }
   if (frames.length === 1) {

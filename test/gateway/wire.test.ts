@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import { afterEach, expect, it } from "vitest";
 import { WebSocket, WebSocketServer } from "ws";
-import { checkWireSupport, frameBinary, frameText, writeFrames } from "../../src/gateway/wire.js";
+import { checkWireSupport, frameBinary, frameText, joinFrames, writeFrames } from "../../src/gateway/wire.js";
 
 /**
  * Contract test of src/gateway/wire.ts, the one file that writes pre-framed bytes past ws's send():
@@ -49,10 +49,10 @@ it("delivers pre-framed text and binary messages to a real ws client, in order, 
   const a = await pair(false);
   const b = await pair(false);
   const frames = [frameText('{"type":"event","n":1}'), frameBinary(Uint8Array.from([1, 2, 3])), frameText("x".repeat(200)), frameBinary(new Uint8Array(70_000).fill(7))];
-  for (const { server } of [a, b]) {
-    writeFrames(server, frames.slice(0, 1));
-    writeFrames(server, frames.slice(1));
-  }
+  writeFrames(a.server, frames.slice(0, 1));
+  writeFrames(a.server, frames.slice(1));
+  // Joined into one buffer (one write), as the gateway sends an event's two frames.
+  writeFrames(b.server, [joinFrames(frames)]);
   const expected = [
     { data: '{"type":"event","n":1}', binary: false },
     { data: "010203", binary: true },
@@ -69,7 +69,7 @@ it("keeps the order behind a message ws is still compressing (falls back to send
   const { server, received } = await pair(true);
   // A compressed send leaves ws's sender busy (deflating) when it returns.
   server.send("z".repeat(100_000), { compress: true });
-  writeFrames(server, [frameText("after"), frameBinary(Uint8Array.from([9]))]);
+  writeFrames(server, [joinFrames([frameText("after"), frameBinary(Uint8Array.from([9]))])]);
   await expect.poll(() => received.length, { timeout: 10_000 }).toBe(3);
   expect(received.map((m) => (m.data.length > 20 ? `${m.data.length} bytes` : m.data))).toEqual(["100000 bytes", "after", "09"]);
 });
