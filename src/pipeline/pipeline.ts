@@ -54,6 +54,11 @@ export class Pipeline implements WalReceiver {
   /** Injected events being published (they come before any later WAL item). */
   private injection: Injection | null = null;
   private failure: Error | null = null;
+  /** A clean stop waits for the transaction in progress to end (finishTransaction). */
+  private halting: Promise<void> | null = null;
+  private haltingDone: (() => void) | null = null;
+  /** Reads nothing more: a clean stop reached a transaction boundary (or could not wait for one). */
+  private halted = false;
   private readonly onRoom = () => {
     if (this.blocked === "sink" && this.sink.hasRoom) {
       this.blocked = null;
@@ -96,6 +101,30 @@ export class Pipeline implements WalReceiver {
     this.blocked = "sink";
   }
 
+  /**
+   * Clean stop: the rest of the transaction in progress is still read and published, through its
+   * COMMIT, so that it is confirmed and not sent again after a restart; then nothing more is read.
+   * Resolves at that boundary (at once between transactions).
+   */
+  finishTransaction(): Promise<void> {
+    if (this.halted) return Promise.resolve();
+    this.halting ??= new Promise<void>((resolve) => (this.haltingDone = resolve));
+    this.haltAtBoundary();
+    return this.halting;
+  }
+
+  /** Reads nothing more, now: a stop that cannot wait for the transaction's end (its published part is sent again after a restart). */
+  halt(): void {
+    this.halted = true;
+    this.stream.pause();
+    this.haltingDone?.();
+    this.haltingDone = null;
+  }
+
+  private haltAtBoundary(): void {
+    if (this.halting !== null && !this.halted && this.tx === null && this.injection === null) this.halt();
+  }
+
   /** Confirms the safe position now (the stream's end); returns it. */
   flush(): Lsn {
     return this.checkpointer.flush();
@@ -103,7 +132,7 @@ export class Pipeline implements WalReceiver {
 
   data(walStart: Lsn, payload: Buffer): void {
     if (walStart > this.stats.serverWalEnd) this.stats.serverWalEnd = walStart;
-    if (this.blocked === null && this.queueHead === this.queue.length && this.injection === null) {
+    if (this.blocked === null && !this.halted && this.queueHead === this.queue.length && this.injection === null) {
       this.handle(payload);
       if (this.injection !== null) this.drain();
       else if (this.blocked !== null) this.stream.pause();
@@ -115,7 +144,7 @@ export class Pipeline implements WalReceiver {
 
   keepalive(walEnd: Lsn): void {
     if (walEnd > this.stats.serverWalEnd) this.stats.serverWalEnd = walEnd;
-    if (this.blocked === null && this.queueHead === this.queue.length && this.injection === null) {
+    if (this.blocked === null && !this.halted && this.queueHead === this.queue.length && this.injection === null) {
       this.passed(walEnd);
       return;
     }
@@ -124,7 +153,7 @@ export class Pipeline implements WalReceiver {
 
   private drain(): void {
     while (this.queueHead < this.queue.length || this.injection !== null) {
-      if (this.blocked !== null || this.failure) {
+      if (this.blocked !== null || this.failure || this.halted) {
         this.stream.pause();
         return;
       }
@@ -139,7 +168,7 @@ export class Pipeline implements WalReceiver {
     }
     this.queue.length = 0;
     this.queueHead = 0;
-    if (this.blocked === null) this.stream.resume();
+    if (this.blocked === null && !this.halted) this.stream.resume();
     else this.stream.pause();
   }
 
@@ -177,6 +206,7 @@ export class Pipeline implements WalReceiver {
           this.stats.lastCommitTime = tx.commitSeconds;
           this.checkpointer.close(tx.position, message.endLsn);
         }
+        this.haltAtBoundary();
         break;
       }
       case "relation":
@@ -287,6 +317,7 @@ export class Pipeline implements WalReceiver {
     if (!injection.done) return;
     this.injection = null;
     this.checkpointer.close(injection.context.position, injection.events.lsn);
+    this.haltAtBoundary();
   }
 
   private fail(error: TransientError | FatalError): void {

@@ -110,6 +110,16 @@ export class StreamConnection {
     }
   }
 
+  /** Clean stop: finishes the transaction in progress, then reads nothing more (Pipeline.finishTransaction). */
+  finishTransaction(): Promise<void> {
+    return this.pipeline.finishTransaction();
+  }
+
+  /** Reads nothing more, now. */
+  halt(): void {
+    this.pipeline.halt();
+  }
+
   /** Waits for in-flight messages (at most `drainMs`), confirms, closes the stream and the catalog connection; the confirmed LSN. */
   async tearDown(drainMs: number): Promise<Lsn> {
     this.pipeline.detach();

@@ -176,7 +176,8 @@ export class CdcService {
     this.state = "stopping";
     // Still trying to reach the broker at start: stop trying (the sink's retry loop would wait).
     if (this.sink && !this.sink.connected && !this.replication) void this.sink.close();
-    this.replication?.stream.pause();
+    // The transaction in progress is finished (published through its COMMIT), then nothing more is read.
+    void this.replication?.finishTransaction();
     this.wake?.();
     this.signalStop();
   }
@@ -270,7 +271,16 @@ export class CdcService {
       await this.sleep(delay);
       delay = Math.min(delay * 2, MAX_RECONNECT_DELAY_MS);
     }
-    // Clean stop: everything in flight acknowledged (bounded wait), final position confirmed.
+    // Clean stop: the transaction in progress finished (bounded wait), everything in flight
+    // acknowledged (bounded wait), final position confirmed.
+    const replication = this.replication;
+    if (replication) {
+      const finished = await Promise.race([replication.finishTransaction().then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), STOP_DRAIN_MS))]);
+      if (!finished) {
+        replication.halt();
+        this.logger.warn(`the transaction in progress did not end within ${STOP_DRAIN_MS / 1000} s of the stop: what was published of it will be sent again after a restart`);
+      }
+    }
     const drained = await this.sink!.drained(STOP_DRAIN_MS, true);
     if (!drained) this.logger.warn({ inFlight: this.sink!.messagesInFlight }, "stopping before the broker acknowledged everything; those changes will be sent again");
     // Already waited for above: what is still in flight will not be acknowledged soon.

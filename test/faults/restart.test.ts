@@ -78,6 +78,28 @@ describe("restart semantics (docs/guarantees.md)", { timeout: 240_000 }, () => {
     });
   });
 
+  it("clean stop in the middle of a transaction, then start: the transaction is finished first, nothing lost, nothing twice", async () => {
+    const setup = await setUp("rs_midtx");
+    // 500-row transactions through a window of 50 messages: at any moment tera-cdc is in the middle of one.
+    const args = [...setup.args, "--max-in-flight", "50"];
+    let countAtStop = 0;
+    await withCdc(args, async (cdc) => {
+      await writeBacklog(db, setup.workload, 40, 500);
+      await setup.consumer.waitForCount(2_250, 90_000);
+      countAtStop = setup.consumer.events.length;
+      expect(await cdc.stop()).toBe(0);
+    });
+    const stoppedAt = setup.consumer.events.length;
+    await withCdc(args, async (cdc) => {
+      const duplicates = await judge(setup, "clean stop mid-transaction + start");
+      console.log(`RESTART clean stop mid-transaction: stopped after ${stoppedAt} of 20,000 events`);
+      // It stops reading at the end of the transaction in progress, not at the end of the backlog.
+      expect(stoppedAt).toBeLessThanOrEqual(countAtStop + 1_500);
+      expect(duplicates).toBe(0);
+      expect(await cdc.stop()).toBe(0);
+    });
+  });
+
   it("clean stop, clean PostgreSQL restart, start: PostgreSQL remembers the confirmed position, nothing twice", async () => {
     const setup = await setUp("rs_pgclean");
     await withCdc(setup.args, async (cdc) => {

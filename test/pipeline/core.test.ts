@@ -202,6 +202,35 @@ describe("pipeline core, in-process (fake stream, fake sink)", () => {
     expect(stream.confirms).toEqual([0x300n]);
   });
 
+  it("a clean stop mid-transaction finishes the transaction (through its COMMIT, confirmed) and then reads nothing more", async () => {
+    const { stream, sink, pipeline } = setUp({}, 4, 2);
+    stream.send(...transaction(11, 0x1000n, 10), ...transaction(12, 0x2000n, 3));
+    expect(sink.published).toHaveLength(4); // the window is full in the middle of transaction 11
+    let finished = false;
+    const stopped = pipeline.finishTransaction().then(() => (finished = true));
+    await Promise.resolve();
+    expect(finished).toBe(false);
+    let rounds = 0;
+    while (!finished && rounds++ < 100) {
+      sink.ackAll();
+      await Promise.resolve();
+    }
+    await stopped;
+    // All of transaction 11, none of 12; once acknowledged, 11 is confirmed.
+    expect(sink.published.map((p) => p.message.properties.xid)).toEqual(Array(10).fill("11"));
+    sink.ackAll();
+    expect(stream.confirmed).toBe(0x1000n);
+    expect(stream.paused).toBe(true);
+    stream.send(...transaction(13, 0x3000n, 1));
+    expect(sink.published).toHaveLength(10);
+    // Between transactions, it stops at once.
+    const idle = setUp();
+    idle.stream.send(...transaction(14, 0x100n, 2));
+    await idle.pipeline.finishTransaction();
+    idle.stream.send(...transaction(15, 0x200n, 2));
+    expect(idle.sink.published).toHaveLength(2);
+  });
+
   it("keepalives confirm only behind what is in flight", () => {
     const { stream, sink } = setUp();
     stream.keepalive(0x100n);
