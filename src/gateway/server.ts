@@ -19,7 +19,7 @@ import { EventRing, type Position } from "./ring.js";
 import { RowStore } from "./rows.js";
 import { type AccessRules, audienceOf, type Claims, canSeeModel, claimsRead, objectKey, visibleModels } from "./rules.js";
 import { ClientView, type Decision, verdictOf } from "./view.js";
-import { checkWireSupport, type Frame, frameBinary, frameText, joinFrames, writeFrames } from "./wire.js";
+import { checkWireSupport, type Frame, frameBinary, frameText, joinFrames, onceDrained, writeFrames } from "./wire.js";
 import type { WebAssets } from "./web.js";
 
 /**
@@ -105,6 +105,12 @@ interface Client {
    * memory but are not sent (it has them), and no position frame is sent before it.
    */
   skipThrough: Position | null;
+  /**
+   * Frames held while the client's TCP socket drains (null: none held): a slow client's backlog as
+   * references to shared frames, written in one go once it drains.
+   */
+  held: Frame[] | null;
+  heldBytes: number;
 }
 
 /**
@@ -543,7 +549,7 @@ export class Gateway {
 
   private disconnectSlow(client: Client): void {
     this.stats.slowDisconnects++;
-    this.options.logger.warn({ client: client.address, subject: client.session.subject, bufferedBytes: client.socket.bufferedAmount }, "client too slow: disconnected");
+    this.options.logger.warn({ client: client.address, subject: client.session.subject, bufferedBytes: this.backlogOf(client) }, "client too slow: disconnected");
     // close() would queue its frame behind the backlog; terminate frees the memory now.
     client.socket.terminate();
   }
@@ -552,7 +558,7 @@ export class Gateway {
   private checkSlowClients(): void {
     const now = Date.now();
     for (const client of this.clients) {
-      const buffered = client.socket.bufferedAmount;
+      const buffered = this.backlogOf(client);
       if (buffered > this.options.maxClientBufferBytes && buffered >= client.lastBuffered) {
         client.stalledSince ??= now;
         if (now - client.stalledSince >= SLOW_CLIENT_GRACE_MS) this.disconnectSlow(client);
@@ -588,22 +594,43 @@ export class Gateway {
     this.writeNow(client, frames);
   }
 
-  /** Sends one text frame (a control frame) to one client now, after any it has queued. */
+  /** Sends one text frame (a control frame) to one client now, after any it has queued or held. */
   private sendText(client: Client, text: string): void {
-    this.flushClient(client);
-    if (client.socket.readyState === WebSocket.OPEN) client.socket.send(text);
+    this.sendFrames(client, [frameText(text)]);
   }
 
   /** Writes frames to one client in one write, or disconnects it past the hard cap of its send buffer. */
   private writeNow(client: Client, frames: readonly Frame[]): void {
     const socket = client.socket;
     if (frames.length === 0 || socket.readyState !== WebSocket.OPEN) return;
+    if (client.held) {
+      for (const f of frames) {
+        client.held.push(f);
+        client.heldBytes += f.bytes.length;
+      }
+      if (this.backlogOf(client) > this.options.maxClientBufferBytes * HARD_CAP) this.disconnectSlow(client);
+      return;
+    }
     if (socket.bufferedAmount > this.options.maxClientBufferBytes * HARD_CAP) {
       this.disconnectSlow(client);
       return;
     }
-    writeFrames(socket, frames);
+    const needsDrain = writeFrames(socket, frames);
     for (const f of frames) this.stats.framesSent += f.messages.length;
+    if (!needsDrain) return;
+    client.held = [];
+    client.heldBytes = 0;
+    onceDrained(socket, () => {
+      const held = client.held ?? [];
+      client.held = null;
+      client.heldBytes = 0;
+      this.writeNow(client, held);
+    });
+  }
+
+  /** Bytes waiting for one client: in its sockets and held for it. */
+  private backlogOf(client: Client): number {
+    return client.socket.bufferedAmount + client.heldBytes;
   }
 
   private sendResync(client: Client, reason: string): void {
@@ -648,7 +675,7 @@ export class Gateway {
       audience = { key: audienceKey, claims, clients: new Set() };
       this.audiences.set(audienceKey, audience);
     }
-    const client: Client = { socket, session, audience, address, alive: true, expiry: null, lastBuffered: 0, stalledSince: null, skipThrough: null };
+    const client: Client = { socket, session, audience, address, alive: true, expiry: null, lastBuffered: 0, stalledSince: null, skipThrough: null, held: null, heldBytes: 0 };
     this.clients.add(client);
     audience.clients.add(client);
     this.stats.clients = this.clients.size;
@@ -859,7 +886,7 @@ export class Gateway {
       }
       client.alive = false;
       client.socket.ping();
-      if (position && client.skipThrough === null && client.socket.bufferedAmount <= this.options.maxClientBufferBytes) this.sendText(client, position);
+      if (position && client.skipThrough === null && this.backlogOf(client) <= this.options.maxClientBufferBytes) this.sendText(client, position);
     }
     const cutoff = Date.now() - this.options.sessionTtlMs;
     for (const [id, s] of this.sessions) if (s.socket === null && s.detachedAt < cutoff) this.sessions.delete(id);

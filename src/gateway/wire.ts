@@ -89,19 +89,35 @@ function rawWritable(socket: WebSocket): Socket | null {
 /**
  * Writes whole frames to one open client, in order: the shared bytes as one write (several are
  * corked into one writev), or, when ws's sender is busy, `send()` frame by frame, which keeps the
- * order with whatever ws has queued.
+ * order with whatever ws has queued. Returns true when the client's TCP socket now holds more
+ * than its buffer wants (Node's writableNeedDrain): write nothing more until `onceDrained`, so that
+ * a slow client's backlog stays a list of shared frames instead of one queued write per event.
  */
-export function writeFrames(socket: WebSocket, frames: readonly Frame[]): void {
+export function writeFrames(socket: WebSocket, frames: readonly Frame[]): boolean {
   const tcp = rawWritable(socket);
   if (!tcp) {
     for (const f of frames) for (const m of f.messages) socket.send(m.payload, { binary: m.binary });
-    return;
+    return false;
   }
-  if (frames.length === 1) {
-    tcp.write(frames[0]!.bytes);
-    return;
-  }
+  if (frames.length === 1) return !tcp.write(frames[0]!.bytes);
   tcp.cork();
   for (const f of frames) tcp.write(f.bytes);
   tcp.uncork();
+  return tcp.writableNeedDrain;
+}
+
+/** Calls `then` once the client's TCP socket has drained (at once, later, when there is none). */
+export function onceDrained(socket: WebSocket, then: () => void): void {
+  const tcp = (socket as unknown as WebSocketInternals)._socket;
+  if (!tcp || !tcp.writableNeedDrain) {
+    setImmediate(then);
+    return;
+  }
+  const done = () => {
+    tcp.off("drain", done);
+    tcp.off("close", done);
+    then();
+  };
+  tcp.on("drain", done);
+  tcp.on("close", done);
 }
