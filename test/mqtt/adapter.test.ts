@@ -244,3 +244,37 @@ function sniOf(hello: Buffer): string | null {
   }
   return null;
 }
+
+describe("the sink and a broker that stops acknowledging (issue 18: a cluster node stuck in a leader election)", () => {
+  it("drops a connection that acknowledges nothing for ACK_TIMEOUT_MS and sends the waiting message again to the next broker of the list", async () => {
+    // A broker that takes the connection and the PUBLISH and never answers it (authorizePublish never calls back).
+    const silent = await Aedes.createBroker();
+    silent.authorizePublish = () => {};
+    const silentServer = createServer(silent.handle);
+    await new Promise<void>((resolve) => silentServer.listen(0, "127.0.0.1", resolve));
+    const silentUrl = `mqtt://127.0.0.1:${(silentServer.address() as { port: number }).port}`;
+    const { MqttSink, ACK_TIMEOUT_MS } = await import("../../src/sinks/mqtt/sink.js");
+    const { createLogger } = await import("../../src/ops/log.js");
+    const warnings: string[] = [];
+    const logger = createLogger("warn", { tee: (line) => warnings.push(line) });
+    const sink = new MqttSink({ url: `${silentUrl},${broker.url}`, qos: 1, clientId: "sink-ack-timeout", maxInFlight: 10, logger });
+    const subscriber = track(await mqtt.connectAsync(broker.url, { protocolVersion: 5 }));
+    const received: string[] = [];
+    subscriber.on("message", (_topic, payload) => received.push(payload.toString()));
+    await subscriber.subscribeAsync("ack-timeout/#", { qos: 1 });
+    try {
+      await sink.connect();
+      const started = Date.now();
+      const delivered = new Promise<Error | undefined>((resolve) => sink.publish({ topic: "ack-timeout/x", payload: Buffer.from("kept"), properties: {} }, resolve));
+      expect(await delivered).toBeUndefined();
+      const waited = Date.now() - started;
+      expect(waited).toBeGreaterThanOrEqual(ACK_TIMEOUT_MS);
+      await waitFor("the message at the next broker's subscriber", () => received.includes("kept"), 20_000);
+      expect(warnings.join("\n")).toMatch(/acknowledged nothing for 20 s with messages waiting/);
+    } finally {
+      await sink.close();
+      await new Promise<void>((resolve) => silentServer.close(() => resolve()));
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  }, 90_000);
+});

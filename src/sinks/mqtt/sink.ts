@@ -24,6 +24,15 @@ export interface MqttSinkOptions {
 }
 
 const CONTENT_TYPE = "application/x-protobuf";
+/**
+ * A connected broker that acknowledges nothing for this long, while messages wait for it, is taken
+ * as lost: the connection is dropped, so mqtt.js moves to the next broker of the list (or
+ * reconnects to the one) and sends the unacknowledged window again. Seen with a NATS cluster node
+ * that kept the connection open, and kept reading it slowly, but acknowledged nothing more after
+ * the node that led its JetStream storage was lost. A large message still leaving our socket
+ * buffer is progress, not silence.
+ */
+export const ACK_TIMEOUT_MS = 20_000;
 /** QoS 0 has no acknowledgement: stop when this much sits unwritten in the socket. */
 const QOS0_SOCKET_HIGH_WATER = 4 * 1024 * 1024;
 
@@ -50,6 +59,11 @@ export class MqttSink extends EventEmitter implements SinkConnection {
   private refilling = false;
   /** The broker of the list the next first connection attempt goes to. */
   private nextBroker = 0;
+  /** When the broker last acknowledged or took bytes, or the wait for it began (see ACK_TIMEOUT_MS). */
+  private lastAckAt = Date.now();
+  /** Bytes the socket had handed to the kernel at the last check. */
+  private dispatched = 0;
+  private ackWatch: NodeJS.Timeout | undefined;
   /** Our PUBLISH packets, encoded once into one buffer each (src/mqtt/publish-packet.ts). */
   private readonly encoder = new PublishEncoder();
 
@@ -148,12 +162,16 @@ export class MqttSink extends EventEmitter implements SinkConnection {
 
   private adopt(client: MqttClient, connack: { receiveMaximum?: number; maximumPacketSize?: number } | undefined): void {
     this.client = client;
+    this.lastAckAt = Date.now();
+    this.ackWatch = setInterval(() => this.dropSilentBroker(client), 1000);
+    this.ackWatch.unref();
     this.reconnectDelay = RECONNECT_FIRST_DELAY_MS;
     this.applyBrokerLimits(connack);
     setReconnectPeriod(client, this.reconnectDelay);
     client.on("connect", (packet: mqtt.IConnackPacket) => {
       // A broker restarted with another configuration may announce other limits.
       this.applyBrokerLimits(packet.properties);
+      this.lastAckAt = Date.now();
       this.reconnectDelay = RECONNECT_FIRST_DELAY_MS;
       setReconnectPeriod(client, this.reconnectDelay);
       this.options.logger.info({ broker: `${client.options.hostname ?? client.options.host}:${client.options.port}` }, "broker connection restored");
@@ -173,6 +191,21 @@ export class MqttSink extends EventEmitter implements SinkConnection {
     client.on("error", (error) => this.options.logger.warn(`broker error: ${error.message}`));
     client.stream?.on?.("drain", () => this.emit("room"));
     this.emit("connected");
+  }
+
+  /** Drops the connection of a broker that stopped acknowledging (ACK_TIMEOUT_MS). */
+  private dropSilentBroker(client: MqttClient): void {
+    const socket = client.stream as { bytesWritten?: number; writableLength?: number } | undefined;
+    const dispatched = (socket?.bytesWritten ?? 0) - (socket?.writableLength ?? 0);
+    // Our own backlog still leaving the socket (a large message) counts as progress.
+    if (dispatched !== this.dispatched && (socket?.writableLength ?? 0) > 0) this.lastAckAt = Date.now();
+    this.dispatched = dispatched;
+    if (this.closing || !client.connected || this.inFlight === 0) return;
+    const silentMs = Date.now() - this.lastAckAt;
+    if (silentMs < ACK_TIMEOUT_MS) return;
+    this.options.logger.warn({ inFlight: this.inFlight, silentMs }, `the broker acknowledged nothing for ${ACK_TIMEOUT_MS / 1000} s with messages waiting: dropping the connection, to send them again to the next broker`);
+    this.lastAckAt = Date.now();
+    client.stream?.destroy();
   }
 
   private applyBrokerLimits(connack: { receiveMaximum?: number; maximumPacketSize?: number } | undefined): void {
@@ -213,9 +246,11 @@ export class MqttSink extends EventEmitter implements SinkConnection {
       done();
       return;
     }
+    if (this.inFlight === 0) this.lastAckAt = Date.now();
     if (++this.inFlight >= this.window) this.refilling = true;
     client.publish(message.topic, payload, options, (error) => {
       this.inFlight--;
+      this.lastAckAt = Date.now();
       done(error ?? undefined);
       if (this.inFlight === this.window >> 1 || this.inFlight === 0) this.emit("room");
     });
@@ -235,6 +270,7 @@ export class MqttSink extends EventEmitter implements SinkConnection {
 
   async close(): Promise<void> {
     this.closing = true;
+    clearInterval(this.ackWatch);
     // A connect() still trying (broker away, password refused) ends now, not after its wait.
     this.wakeRetry?.();
     this.connecting?.end(true);
