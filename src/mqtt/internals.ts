@@ -23,18 +23,40 @@
  *    brokers (mqtt.js `servers`), mqtt.js's TLS stream builder sets the TLS server name from the
  *    first broker's host once and keeps it, so the next broker's certificate would be checked
  *    against the first one's name.
+ * 5. `messageIdProvider`, `outgoing`, `outgoingStore` and `_writePacket` (publishQos1): mqtt.js's
+ *    `publish()` deep-copies every packet (rfdc, payload included) before it stores it, and builds
+ *    an options object and a closure per message: with its garbage, the largest
+ *    share of mqtt.js's CPU on the one-event path (issue 18 profile). The sink's packets are built here and never changed afterwards,
+ *    so they are stored as they are, with mqtt.js's own packet ids, its `outgoing` callback table
+ *    (its PUBACK handler calls back and frees the id) and its outgoing store (sent again after a
+ *    reconnect). Whenever mqtt.js's `publish()` would do more than that (not connected, stored
+ *    packets being sent again or queued behind them, disconnecting, topic aliases, no free id),
+ *    the message goes through `publish()` itself.
  */
 import { MqttClient } from "mqtt";
+import type mqtt from "mqtt";
 import type { PublishPacket } from "./publish-packet.js";
 
-/** Fails with one line naming what is missing, before anything connects. */
+let internalsChecked = false;
+
+/** Fails with one line naming what is missing, before anything connects. Checks once per process. */
 export function checkMqttInternals(): void {
+  if (internalsChecked) return;
   const missing: string[] = [];
   if (typeof (MqttClient.prototype as unknown as Partial<PacketWriter>)._sendPacket !== "function") missing.push("mqtt.js MqttClient._sendPacket");
   if (typeof (MqttClient.prototype as unknown as Partial<PacketStreamWriter>)._writePacket !== "function") missing.push("mqtt.js MqttClient._writePacket");
+  // The per-client state publishQos1 uses (5), on a client that never connects.
+  const probe = new MqttClient(() => {
+    throw new Error("never connects");
+  }, { manualConnect: true, protocolVersion: 5 }) as unknown as Partial<PublishInternals>;
+  if (typeof probe.messageIdProvider?.allocate !== "function" || typeof probe.messageIdProvider?.deallocate !== "function") missing.push("mqtt.js MqttClient.messageIdProvider");
+  if (typeof probe.outgoing !== "object" || probe.outgoing === null) missing.push("mqtt.js MqttClient.outgoing");
+  if (typeof probe.outgoingStore?.put !== "function") missing.push("mqtt.js MqttClient.outgoingStore");
+  if (!Array.isArray(probe._storeProcessingQueue) || typeof probe._storeProcessing !== "boolean") missing.push("mqtt.js MqttClient._storeProcessing");
   if (missing.length > 0) {
     throw new Error(`${missing.join(" and ")} not found: this mqtt version differs from the one tera-cdc was built for (see src/mqtt/internals.ts); install the pinned mqtt version`);
   }
+  internalsChecked = true;
 }
 
 /** mqtt.js's internal writer (1). */
@@ -110,4 +132,50 @@ export function writePublishesWith(client: MqttClient, encode: PublishBytes): vo
     if (!written && cb && cb !== this.noop) stream.once("drain", cb);
     else cb?.();
   };
+}
+
+/** mqtt.js's per-client publishing state (5). */
+interface PublishInternals {
+  connected: boolean;
+  disconnecting: boolean;
+  _storeProcessing: boolean;
+  _storeProcessingQueue: unknown[];
+  messageIdProvider: { allocate(): number | null; deallocate(id: number): void };
+  outgoing: Record<number, { volatile: boolean; cmd: "publish"; cb: (error: Error | null | undefined) => void } | undefined>;
+  outgoingStore: { put(packet: PublishPacket, cb: (error?: Error) => void): unknown };
+  _writePacket(packet: PublishPacket, cb?: () => void): void;
+  options: { autoUseTopicAlias?: boolean; autoAssignTopicAlias?: boolean };
+}
+
+/**
+ * Publishes at QoS 1 as mqtt.js's `publish()` does, without its per-message copy (5): a packet id
+ * of mqtt.js's, the packet kept in its outgoing store (sent again after a reconnect until its
+ * PUBACK), written through the client's writer, and `done` called by mqtt.js's PUBACK handler
+ * (null, or an error for a PUBACK with a failure reason code). `topic`, `payload` and `properties` must
+ * not change afterwards: the stored packet is them. Falls back to `publish()` whenever that
+ * would queue, store offline or refuse.
+ */
+export function publishQos1(client: MqttClient, topic: string, payload: Buffer, properties: PublishPacket["properties"], done: (error: Error | null | undefined) => void): void {
+  const internal = client as unknown as PublishInternals;
+  const messageId =
+    internal.connected && !internal.disconnecting && !internal._storeProcessing && internal._storeProcessingQueue.length === 0 && !internal.options.autoUseTopicAlias && !internal.options.autoAssignTopicAlias
+      ? internal.messageIdProvider.allocate()
+      : null;
+  if (messageId === null) {
+    client.publish(topic, payload, properties === undefined ? { qos: 1 } : { qos: 1, properties: properties as mqtt.IClientPublishOptions["properties"] }, done);
+    return;
+  }
+  const packet: PublishPacket = properties === undefined
+    ? { cmd: "publish", topic, payload, qos: 1, retain: false, messageId, dup: false }
+    : { cmd: "publish", topic, payload, qos: 1, retain: false, messageId, dup: false, properties };
+  internal.outgoing[messageId] = { volatile: false, cmd: "publish", cb: done };
+  internal.outgoingStore.put(packet, (error) => {
+    if (error) {
+      delete internal.outgoing[messageId];
+      internal.messageIdProvider.deallocate(messageId);
+      done(error);
+      return;
+    }
+    internal._writePacket(packet);
+  });
 }

@@ -12,7 +12,7 @@ import { Aedes } from "aedes";
 import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BrokerAuthError, connectBroker } from "../../src/mqtt/connect.js";
-import { beforeReconnectScheduled, checkMqttInternals, sendPuback, setReconnectPeriod, writePublishesWith } from "../../src/mqtt/internals.js";
+import { beforeReconnectScheduled, checkMqttInternals, publishQos1, sendPuback, setReconnectPeriod, writePublishesWith } from "../../src/mqtt/internals.js";
 import { PublishEncoder } from "../../src/mqtt/publish-packet.js";
 import { type Broker, startBroker } from "../harness/broker.js";
 import { freePort, waitFor } from "../harness/ports.js";
@@ -127,6 +127,72 @@ describe("mqtt.js internals (src/mqtt/internals.ts) on the pinned version", () =
     expect(seen.length).toBeGreaterThan(0);
     expect(seen.at(-1)!.messageId).toBeTypeOf("number");
   }, 40_000);
+
+  /** mqtt.js's outgoing store of unacknowledged packets (what a reconnect sends again). */
+  const storedIds = (client: MqttClient) => [...(client as unknown as { outgoingStore: { _inflights: Map<number, unknown> } }).outgoingStore._inflights.keys()];
+
+  it("publishQos1: each message arrives with its properties, is acknowledged once, only after the broker's PUBACK, and leaves mqtt.js's store and ids free", async () => {
+    const topic = `contract/qos1/${Date.now()}`;
+    const subscriber = track(await mqtt.connectAsync(broker.url, { protocolVersion: 5 }));
+    const got: { payload: string; props: unknown; contentType: unknown; qos: number }[] = [];
+    subscriber.on("message", (_t, payload, packet) => got.push({ payload: payload.toString(), props: packet.properties?.userProperties, contentType: packet.properties?.contentType, qos: packet.qos }));
+    await subscriber.subscribeAsync(topic, { qos: 1 });
+    const publisher = track(await mqtt.connectAsync(broker.url, { protocolVersion: 5 }));
+    const encoder = new PublishEncoder();
+    writePublishesWith(publisher, (packet, version) => encoder.encode(packet, version));
+    const pubacks: number[] = [];
+    publisher.on("packetreceive", (packet) => {
+      if (packet.cmd === "puback") pubacks.push(packet.messageId!);
+    });
+    const sent = Array.from({ length: 300 }, (_, i) => ({ payload: `change ${i}`, props: { lsn: `0/${i >> 5}`, seq: String(i) }, contentType: "application/x-protobuf", qos: 1 }));
+    const acknowledged: { index: number; pubacksBefore: number; error: Error | null | undefined }[] = [];
+    for (const [index, m] of sent.entries()) {
+      publishQos1(publisher, topic, Buffer.from(m.payload), { contentType: m.contentType, userProperties: m.props }, (error) => acknowledged.push({ index, pubacksBefore: pubacks.length, error }));
+    }
+    // Nothing is confirmed before the broker answered.
+    expect(acknowledged).toEqual([]);
+    expect(storedIds(publisher)).toHaveLength(300);
+    await waitFor("300 acknowledgements", () => acknowledged.length === 300, 20_000);
+    await waitFor("300 messages", () => got.length === 300, 20_000);
+    expect(got).toEqual(sent);
+    expect(acknowledged.map((a) => a.index)).toEqual(sent.map((_, i) => i));
+    // The n-th confirmation came after at least n PUBACKs.
+    for (const [n, a] of acknowledged.entries()) {
+      expect(a.error ?? null).toBeNull();
+      expect(a.pubacksBefore).toBeGreaterThanOrEqual(n + 1);
+    }
+    expect(storedIds(publisher)).toEqual([]);
+    expect(Object.keys((publisher as unknown as { outgoing: object }).outgoing)).toEqual([]);
+    // Every packet id was given back: mqtt.js's own publish still gets one.
+    await publisher.publishAsync(topic, "after", { qos: 1 });
+  });
+
+  it("publishQos1: what the lost connection never carried is sent again from mqtt.js's store after the reconnect and confirmed then; while away, it goes through mqtt.js's publish and arrives too", async () => {
+    const topic = `contract/qos1-resend/${Date.now()}`;
+    const subscriber = track(await mqtt.connectAsync(broker.url, { protocolVersion: 5 }));
+    const got: string[] = [];
+    subscriber.on("message", (_t, payload) => got.push(payload.toString()));
+    await subscriber.subscribeAsync(topic, { qos: 1 });
+    const publisher = track(await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 100, clean: true }));
+    const encoder = new PublishEncoder();
+    writePublishesWith(publisher, (packet, version) => encoder.encode(packet, version));
+    const confirmed: string[] = [];
+    const errors: Error[] = [];
+    const publish = (body: string) => publishQos1(publisher, topic, Buffer.from(body), { contentType: "application/x-protobuf", userProperties: { body } }, (error) => (error ? errors.push(error) : confirmed.push(body)));
+    const first = Array.from({ length: 100 }, (_, i) => `before ${i}`);
+    for (const body of first) publish(body);
+    // The writes of this tick are corked until the next: destroyed now, the socket carried none of them.
+    publisher.stream.destroy();
+    expect(storedIds(publisher)).toHaveLength(100);
+    await waitFor("the connection to be seen lost", () => !publisher.connected, 10_000);
+    const away = Array.from({ length: 20 }, (_, i) => `away ${i}`);
+    for (const body of away) publish(body);
+    await waitFor("every message confirmed", () => confirmed.length === 120, 30_000);
+    await waitFor("every message delivered", () => first.concat(away).every((b) => got.includes(b)), 30_000);
+    expect(errors).toEqual([]);
+    expect(new Set(confirmed)).toEqual(new Set(first.concat(away)));
+    expect(storedIds(publisher)).toEqual([]);
+  }, 60_000);
 
   it("setReconnectPeriod from a beforeReconnectScheduled listener sets the delay of the very next attempt", async () => {
     const client = track(await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 60_000 }));

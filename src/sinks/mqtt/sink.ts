@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import type mqtt from "mqtt";
 import type { MqttClient } from "mqtt";
 import { attemptConnect, type BrokerCredentials, brokerUrls, clientOptions, nextReconnectDelay, RECONNECT_FIRST_DELAY_MS } from "../../mqtt/connect.js";
-import { beforeReconnectScheduled, setReconnectPeriod, writePublishesWith } from "../../mqtt/internals.js";
+import { beforeReconnectScheduled, publishQos1, setReconnectPeriod, writePublishesWith } from "../../mqtt/internals.js";
 import { PublishEncoder } from "../../mqtt/publish-packet.js";
 import type { Logger } from "../../ops/log.js";
 import type { DeliveryCallback, OutgoingMessage, SinkConnection } from "../../pipeline/ports.js";
@@ -233,27 +233,27 @@ export class MqttSink extends EventEmitter implements SinkConnection {
       return;
     }
     const qos = this.options.qos;
-    const options: mqtt.IClientPublishOptions = { qos };
-    if (this.protocolVersion === 5) {
-      options.properties = { contentType: CONTENT_TYPE, userProperties: message.properties as Record<string, string> };
-    }
+    const properties = this.protocolVersion === 5 ? { contentType: CONTENT_TYPE, userProperties: message.properties as Record<string, string> } : undefined;
     const payload = Buffer.isBuffer(message.payload)
       ? message.payload
       : Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength);
     if (qos === 0) {
       // No callback: mqtt.js would add a drain listener per message (TOOLCHAIN.md).
-      client.publish(message.topic, payload, options);
+      client.publish(message.topic, payload, { qos, properties });
       done();
       return;
     }
     if (this.inFlight === 0) this.lastAckAt = Date.now();
     if (++this.inFlight >= this.window) this.refilling = true;
-    client.publish(message.topic, payload, options, (error) => {
+    const acknowledged = (error?: Error | null) => {
       this.inFlight--;
       this.lastAckAt = Date.now();
       done(error ?? undefined);
       if (this.inFlight === this.window >> 1 || this.inFlight === 0) this.emit("room");
-    });
+    };
+    // QoS 1, the default: stored and numbered by mqtt.js without its per-message copy (src/mqtt/internals.ts, 5).
+    if (qos === 1) publishQos1(client, message.topic, payload, properties, acknowledged);
+    else client.publish(message.topic, payload, { qos, properties }, acknowledged);
   }
 
   /** Waits until every published message is acknowledged, at most `timeoutMs`. */
