@@ -168,6 +168,8 @@ interface Server {
   readonly tokens: string[];
   readonly bare: boolean;
   readonly group: Figure["group"];
+  /** Throws, with the end of its log, when the server process has exited. */
+  check(): void;
   stop(): Promise<void>;
 }
 
@@ -185,6 +187,7 @@ async function measure(ctx: GatewayBenchContext, db: pg.Client, server: Server, 
     let clientsCpu = cpuSeconds(clients.child.pid!);
     const steady = await drive(db, plan.steadyRate, plan.steadySeconds);
     let report = await drained(clients, steady.commits * n);
+    server.check();
     const steadyWall = (report.lastAt - steady.startedAt) / 1000;
     const steadyCpu = ((cpuSeconds(server.pid) - cpu) / steadyWall) * 100;
     const what = `${n.toLocaleString("en-US")} clients × ${plan.steadyRate} changes/s`;
@@ -202,6 +205,7 @@ async function measure(ctx: GatewayBenchContext, db: pg.Client, server: Server, 
     clientsCpu = cpuSeconds(clients.child.pid!);
     const saturation = await drive(db, plan.saturationRate, plan.saturationSeconds);
     report = await drained(clients, saturation.commits * n);
+    server.check();
     const wall = (report.lastAt - saturation.startedAt) / 1000;
     const offered = `${n.toLocaleString("en-US")} clients × ${saturation.commits} changes in ${plan.saturationSeconds} s`;
     ctx.add(`${server.name}-saturation`, `${server.label}, ${offered}: deliveries`, "deliveries/s", server.group, report.deliveries / wall);
@@ -242,6 +246,9 @@ async function startGateway(ctx: GatewayBenchContext, dir: string): Promise<Serv
     tokens,
     bare: false,
     group: "tera-cdc",
+    check() {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the gateway exited (${child.exitCode ?? child.signalCode}): ${output().stderr.slice(-3000)}`);
+    },
     async stop() {
       child.kill("SIGTERM");
       if ((await exited(child, 20_000)) === null) child.kill("SIGKILL");
@@ -264,6 +271,9 @@ async function startBare(ctx: GatewayBenchContext): Promise<Server> {
     tokens: [""],
     bare: true,
     group: "raw",
+    check() {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the bare broadcaster exited (${child.exitCode ?? child.signalCode})`);
+    },
     async stop() {
       child.kill("SIGTERM");
       if ((await exited(child, 10_000)) === null) child.kill("SIGKILL");
