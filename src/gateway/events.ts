@@ -96,7 +96,7 @@ export function eventsFromMessage(payload: Uint8Array, properties: Readonly<Reco
 export function retainedBytes(objectValue: string): number {
   const utf8 = Buffer.byteLength(objectValue, "utf8");
   const perCharacter = utf8 === objectValue.length || !BEYOND_LATIN1.test(objectValue) ? 1 : 2;
-  return 2 * perCharacter * objectValue.length + utf8 + 512;
+  return 2 * perCharacter * objectValue.length + utf8 + 1024;
 }
 
 const BEYOND_LATIN1 = /[^\u0000-\u00ff]/;
