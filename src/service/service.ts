@@ -273,15 +273,19 @@ export class CdcService {
     }
     // Clean stop: the transaction in progress finished (bounded wait), everything in flight
     // acknowledged (bounded wait), final position confirmed.
+    // One budget for both waits; neither waits for a broker that is away (SIGTERM within 10 s).
+    const deadline = Date.now() + STOP_DRAIN_MS;
     const replication = this.replication;
     if (replication) {
-      const finished = await Promise.race([replication.finishTransaction().then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), STOP_DRAIN_MS))]);
+      let finished = false;
+      void replication.finishTransaction().then(() => (finished = true));
+      while (!finished && this.sink!.connected && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
       if (!finished) {
         replication.halt();
-        this.logger.warn(`the transaction in progress did not end within ${STOP_DRAIN_MS / 1000} s of the stop: what was published of it will be sent again after a restart`);
+        this.logger.warn("the transaction in progress did not end before the stop (the broker is away, or it is too large to wait for): what was published of it will be sent again after a restart");
       }
     }
-    const drained = await this.sink!.drained(STOP_DRAIN_MS, true);
+    const drained = await this.sink!.drained(Math.max(0, deadline - Date.now()), true);
     if (!drained) this.logger.warn({ inFlight: this.sink!.messagesInFlight }, "stopping before the broker acknowledged everything; those changes will be sent again");
     // Already waited for above: what is still in flight will not be acknowledged soon.
     const confirmed = await this.tearDownStream(0);
