@@ -15,6 +15,16 @@ import {
 const arbitraries = messageArbitraries({ nan: true });
 const ERROR_KINDS = ["truncated", "malformed", "wrong-type", "unknown-field", "missing-field"];
 
+/** The value with every -0 replaced by 0 (deeply; typed arrays and bigints as they are). */
+function withoutNegativeZero(value: unknown): unknown {
+  if (Object.is(value, -0)) return 0;
+  if (Array.isArray(value)) return value.map(withoutNegativeZero);
+  if (value !== null && typeof value === "object" && !ArrayBuffer.isView(value)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withoutNegativeZero(v)]));
+  }
+  return value;
+}
+
 describe.each(KNOWN_MESSAGE_NAMES)("%s", (name) => {
   const arbitrary = arbitraries[name] as fc.Arbitrary<KnownMessage>;
 
@@ -65,7 +75,10 @@ describe.each(KNOWN_MESSAGE_NAMES)("%s", (name) => {
         const result = decodeMessage(name, bytes);
         if (result.ok) {
           const again = decodeMessage(name, encodeMessage(result.message));
-          expect(again.ok && again.message).toEqual(result.message);
+          // A damaged double can read as -0.0, which ts-proto leaves out when encoding, so it comes
+          // back as 0: the one documented difference from Google's runtime (docs/messages.md).
+          // Everything else must survive the round trip exactly.
+          expect(again.ok && withoutNegativeZero(again.message)).toEqual(withoutNegativeZero(result.message));
         } else {
           expect(ERROR_KINDS).toContain(result.error.kind);
         }
