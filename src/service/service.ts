@@ -118,7 +118,7 @@ export class CdcService {
 
       const credentials = readCredentials(sinkConfig.mqtt);
       const signed = this.config.pipeline.signingKey !== undefined;
-      this.sink = createSink(sinkConfig, credentials, source.slot, this.logger);
+      this.sink = await createSink(sinkConfig, credentials, source.slot, this.logger);
       try {
         await this.sink.connect();
       } catch (error) {

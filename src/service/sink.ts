@@ -3,12 +3,18 @@ import { ConfigError } from "../errors.js";
 import { type Logger, redactUrl } from "../ops/log.js";
 import type { SinkConfig } from "../sinks/config.js";
 import { MqttSink } from "../sinks/mqtt/sink.js";
-import { RedisSink } from "../sinks/redis/sink.js";
+import type { RedisSink } from "../sinks/redis/sink.js";
 import type { BrokerCredentials } from "../mqtt/connect.js";
 
-/** The sink `run` publishes to: Redis when its URL is given, else the MQTT broker. */
-export function createSink(config: SinkConfig, credentials: BrokerCredentials, slot: string, logger: Logger): MqttSink | RedisSink {
-  if (config.redisUrl) return new RedisSink({ url: config.redisUrl, maxInFlight: config.maxInFlight, ...(config.redisCa ? { ca: config.redisCa } : {}), logger });
+/**
+ * The sink `run` publishes to: Redis when its URL is given, else the MQTT broker. The Redis sink
+ * (and node-redis, about 20 MB of resident memory) is loaded only when used.
+ */
+export async function createSink(config: SinkConfig, credentials: BrokerCredentials, slot: string, logger: Logger): Promise<MqttSink | RedisSink> {
+  if (config.redisUrl) {
+    const { RedisSink } = await import("../sinks/redis/sink.js");
+    return new RedisSink({ url: config.redisUrl, maxInFlight: config.maxInFlight, ...(config.redisCa ? { ca: config.redisCa } : {}), logger });
+  }
   return new MqttSink({
     url: config.mqtt.url,
     qos: config.mqtt.qos,
