@@ -108,14 +108,19 @@ describe("mqtt.js internals (src/mqtt/internals.ts) on the pinned version", () =
     for (const { bytes } of encoded) expect(writes.some((w) => w.equals(bytes))).toBe(true);
   });
 
-  it("writePublishesWith: a PUBLISH stored while the connection was lost goes out after the reconnect through it and arrives", async () => {
-    const topic = `contract/publish-resend/${Date.now()}`;
+  /** A QoS 1 subscriber collecting payloads on a fresh topic, and a publisher that reconnects every 100 ms, with an encoder. */
+  async function subscriberAndPublisher(name: string) {
+    const topic = `contract/${name}/${Date.now()}`;
     const subscriber = track(await mqtt.connectAsync(broker.url, { protocolVersion: 5 }));
     const got: string[] = [];
     subscriber.on("message", (_t, payload) => got.push(payload.toString()));
     await subscriber.subscribeAsync(topic, { qos: 1 });
     const publisher = track(await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 100, clean: true }));
-    const encoder = new PublishEncoder();
+    return { topic, got, publisher, encoder: new PublishEncoder() };
+  }
+
+  it("writePublishesWith: a PUBLISH stored while the connection was lost goes out after the reconnect through it and arrives", async () => {
+    const { topic, got, publisher, encoder } = await subscriberAndPublisher("publish-resend");
     const seen: { dup: boolean | undefined; messageId: number | undefined }[] = [];
     writePublishesWith(publisher, (packet, version) => (seen.push({ dup: packet.dup, messageId: packet.messageId }), encoder.encode(packet, version)));
     // The first attempt is lost: the socket is destroyed before it writes anything.
@@ -168,13 +173,7 @@ describe("mqtt.js internals (src/mqtt/internals.ts) on the pinned version", () =
   });
 
   it("publishQos1: what the lost connection never carried is sent again from mqtt.js's store after the reconnect and confirmed then; while away, it goes through mqtt.js's publish and arrives too", async () => {
-    const topic = `contract/qos1-resend/${Date.now()}`;
-    const subscriber = track(await mqtt.connectAsync(broker.url, { protocolVersion: 5 }));
-    const got: string[] = [];
-    subscriber.on("message", (_t, payload) => got.push(payload.toString()));
-    await subscriber.subscribeAsync(topic, { qos: 1 });
-    const publisher = track(await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 100, clean: true }));
-    const encoder = new PublishEncoder();
+    const { topic, got, publisher, encoder } = await subscriberAndPublisher("qos1-resend");
     writePublishesWith(publisher, (packet, version) => encoder.encode(packet, version));
     const confirmed: string[] = [];
     const errors: Error[] = [];
