@@ -4,7 +4,7 @@ import { connectBroker, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
 import { ConfigError, mqttCredentials, parseSettings, type SettingSpec } from "../config.js";
 import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
 import { moduleRpcTopic, toMqttTopic, type Value } from "../messages/index.js";
-import { RpcCaller } from "../rpc/client.js";
+import { intValue, RpcCaller, stringValue } from "../rpc/client.js";
 import { FilterError, parseFriendlyFilter } from "../snapshot/filter.js";
 import { formatSeconds, parseSnapshotReport, progressLine, progressTopic, type SnapshotReport } from "../snapshot/protocol.js";
 import { helpText, required } from "./help.js";
@@ -33,15 +33,6 @@ export const SNAPSHOT_SETTINGS = [
 
 /** The seconds without a reply after which the request counts as unanswered. */
 const REPLY_TIMEOUT_MS = 15_000;
-
-
-function stringValue(text: string): Value {
-  return { $type: "opentera.protobuf.Value", argValue: { $case: "stringValue", stringValue: text } };
-}
-
-function intValue(n: number): Value {
-  return { $type: "opentera.protobuf.Value", argValue: { $case: "intValue", intValue: BigInt(n) } };
-}
 
 /**
  * `tera-cdc snapshot <model>`: asks a running tera-cdc over OpenTera RPC for a snapshot, shows

@@ -5,7 +5,8 @@ import type { Duplex } from "node:stream";
 import type { MqttClient } from "mqtt";
 import { classifyConnectError, openClient, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
 import { WebSocket, WebSocketServer } from "ws";
-import { databaseEventTopic, encodeMessage, moduleRpcTopic, toMqttTopic } from "../messages/index.js";
+import { databaseEventTopic, moduleRpcTopic, toMqttTopic } from "../messages/index.js";
+import { RpcCaller, type RpcReply, stringValue } from "../rpc/client.js";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../ops/log.js";
 import { formatLsn, parseLsn } from "../lsn.js";
@@ -27,6 +28,8 @@ import type { WebAssets } from "./web.js";
  * each event's position (lsn, seq user properties) to resume clients and to tell which changes the
  * current rows already hold, so it stops at once (exit 2) instead of retrying.
  */
+/** How long the gateway waits for tera-cdc to answer a snapshot request (--snapshot-on-start). */
+const SNAPSHOT_REPLY_TIMEOUT_MS = 60_000;
 const MQTT5_NEEDED =
   "setting mqtt-url: the broker speaks MQTT 3.1.1 only, and the gateway needs MQTT 5 (each event's lsn and seq, as user properties, for resume and for consistent initial rows): use an MQTT 5 broker such as Mosquitto 2 (npm start embeds one when /usr/sbin/mosquitto is installed)";
 
@@ -199,7 +202,8 @@ export class Gateway {
   private lastPosition: { lsn: bigint; seq: number } | null = null;
   private listeningPort = 0;
   /** Snapshot requests sent (request id -> model), the snapshots they started (snapshot id -> model), and the models one of them has finished. */
-  private readonly snapshotRequests = new Map<number, string>();
+  /** Matches replies to the gateway's snapshot requests (--snapshot-on-start). */
+  private rpcReplies: RpcCaller | null = null;
   private readonly ownSnapshots = new Map<string, string>();
   /** Ids of snapshots whose end marker came (the reply, on another topic, may come after it); the last 100. */
   private readonly endedSnapshots = new Set<string>();
@@ -338,7 +342,7 @@ export class Gateway {
     // Under tera-cdc/cli/, the reply prefix tera-cdc answers by default (--rpc-reply-prefixes).
     const replyTopic = `tera-cdc/cli/gateway-${randomUUID().slice(0, 8)}/reply`;
     client.on("message", (topic, payload, packet) => {
-      if (topic === replyTopic) return this.onSnapshotReply(payload);
+      if (topic === replyTopic) return this.rpcReplies?.received(payload);
       this.onBrokerMessage(topic, payload, (packet.properties?.userProperties ?? {}) as Record<string, string | string[]>);
     });
     let timer: NodeJS.Timeout | undefined;
@@ -355,40 +359,40 @@ export class Gateway {
 
   /** One snapshot request per served model (OpenTera RPC, as `tera-cdc snapshot` sends it); the rows arrive through the stream. */
   private async requestSnapshots(client: MqttClient, moduleName: string, replyTopic: string): Promise<void> {
+    const rpcTopic = toMqttTopic(moduleRpcTopic(moduleName));
+    const rpc = new RpcCaller({
+      rpcTopic,
+      replyTopic,
+      timeoutMs: SNAPSHOT_REPLY_TIMEOUT_MS,
+      unanswered: (method) => `no reply to ${method} on ${rpcTopic} within ${SNAPSHOT_REPLY_TIMEOUT_MS / 1000} s (is run started with --rpc and --module-name ${moduleName}?)`,
+      publish: (topic, bytes) => client.publish(topic, Buffer.from(bytes), { qos: 1 }),
+    });
+    this.rpcReplies = rpc;
     await client.subscribeAsync(replyTopic, { qos: 1 });
-    let id = 0;
     for (const model of this.options.models) {
-      this.snapshotRequests.set(id + 1, model);
-      const request = encodeMessage({
-        $type: "opentera.protobuf.RPCMessage",
-        method: "snapshot",
-        replyTo: replyTopic,
-        id: BigInt(++id),
-        timestamp: Date.now() / 1000,
-        args: [{ $type: "opentera.protobuf.Value", argValue: { $case: "stringValue", stringValue: model } }],
-      });
-      await client.publishAsync(toMqttTopic(moduleRpcTopic(moduleName)), Buffer.from(request), { qos: 1 });
+      rpc.call("snapshot", [stringValue(model)]).then(
+        (reply) => this.onSnapshotStarted(model, reply),
+        (error: Error) => this.options.logger.warn(`${error.message}; current rows hold only what changed since the gateway started`),
+      );
     }
     this.options.logger.info({ models: this.options.models, moduleName }, "asked tera-cdc for a snapshot of each model, for the current rows");
   }
 
-  private onSnapshotReply(payload: Buffer): void {
-    try {
-      // The snapshot method returns the new snapshot's id (src/cli/snapshot.ts reads it the same way).
-      const reply = JSON.parse(payload.toString("utf8")) as { id?: number; error?: string; return_value?: unknown };
-      if (reply.error !== undefined) this.options.logger.warn(`snapshot request refused: ${reply.error}; current rows hold only what changed since the gateway started`);
-      else {
-        const model = typeof reply.id === "number" ? this.snapshotRequests.get(reply.id) : undefined;
-        const id = reply.return_value;
-        this.options.logger.info({ snapshot: id, model }, "snapshot started");
-        if (model !== undefined && (typeof id === "number" || typeof id === "string")) {
-          this.ownSnapshots.set(String(id), model);
-          if (this.endedSnapshots.has(String(id))) this.markSnapshotDone(model);
-        }
-      }
-    } catch {
-      this.options.logger.warn("snapshot reply is not JSON");
+  /** The reply to a snapshot request (parsed by RpcCaller: whoever may publish on the reply topic could have put anything there). */
+  private onSnapshotStarted(model: string, reply: RpcReply): void {
+    if (reply.error !== undefined) {
+      this.options.logger.warn(`snapshot request refused: ${reply.error.slice(0, 200)}; current rows hold only what changed since the gateway started`);
+      return;
     }
+    // The snapshot method returns the new snapshot's id (src/cli/snapshot.ts reads it the same way).
+    const id = reply.return_value;
+    if (typeof id !== "number" || !Number.isSafeInteger(id)) {
+      this.options.logger.warn({ model }, "the reply to a snapshot request holds no snapshot id: current rows hold only what changed since the gateway started");
+      return;
+    }
+    this.options.logger.info({ snapshot: id, model }, "snapshot started");
+    this.ownSnapshots.set(String(id), model);
+    if (this.endedSnapshots.has(String(id))) this.markSnapshotDone(model);
   }
 
   private onBrokerMessage(topic: string, payload: Buffer, properties: Record<string, string | string[]>): void {

@@ -1,6 +1,16 @@
 import { randomBytes } from "node:crypto";
 import { encodeMessage, type Value } from "../messages/index.js";
 
+/** A string argument of an RPC call. */
+export function stringValue(text: string): Value {
+  return { $type: "opentera.protobuf.Value", argValue: { $case: "stringValue", stringValue: text } };
+}
+
+/** An integer argument of an RPC call. */
+export function intValue(n: number): Value {
+  return { $type: "opentera.protobuf.Value", argValue: { $case: "intValue", intValue: BigInt(n) } };
+}
+
 /** A reply as an OpenTera RPC listener sends it: `{"id": n, "return_value": ...}`, or with `error`. */
 export interface RpcReply {
   readonly id: number;

@@ -37,6 +37,8 @@ beforeAll(async () => {
     if (gateway.child.exitCode !== null) throw new Error(`gateway exited ${gateway.child.exitCode}: ${gateway.output().stderr}`);
     return (await fetch(`${gatewayUrl}/healthz`)).status === 200;
   }, 60_000, 200);
+  // The reply to its snapshot request named the snapshot, and its end marker came: the rows are complete.
+  await waitFor("the gateway's snapshot of device to end", () => /snapshot done: the current rows of the model are complete/.test(gateway.output().stderr) || undefined, 60_000, 100);
   browser = await chromium.launch({ executablePath: process.env.TERA_CDC_CHROMIUM ?? "/usr/bin/chromium", args: CHROMIUM_FLAGS });
   writer = await pg.connect();
   mkdirSync(ARTIFACTS, { recursive: true });
