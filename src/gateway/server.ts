@@ -114,6 +114,8 @@ interface Client {
    */
   held: Frame[] | null;
   heldBytes: number;
+  /** A subscribe with `after` was answered: a connection resumes once (it costs a walk of the ring and the rows). */
+  resumeAsked: boolean;
 }
 
 /**
@@ -679,7 +681,7 @@ export class Gateway {
       audience = { key: audienceKey, claims, clients: new Set() };
       this.audiences.set(audienceKey, audience);
     }
-    const client: Client = { socket, session, audience, address, alive: true, expiry: null, lastBuffered: 0, stalledSince: null, skipThrough: null, held: null, heldBytes: 0 };
+    const client: Client = { socket, session, audience, address, alive: true, expiry: null, lastBuffered: 0, stalledSince: null, skipThrough: null, held: null, heldBytes: 0, resumeAsked: false };
     this.clients.add(client);
     audience.clients.add(client);
     this.stats.clients = this.clients.size;
@@ -738,6 +740,8 @@ export class Gateway {
     if (unknown.length > 0) return this.sendError(client, `model ${unknown.join(", ")} is not served by this gateway`);
     let resumed: number | null = null;
     if (request.after) {
+      if (client.resumeAsked) return this.sendError(client, "after: a connection resumes once, in its first subscribe with after; reconnect to resume again");
+      client.resumeAsked = true;
       let after: Position;
       let origin: Position | undefined;
       try {

@@ -172,6 +172,12 @@ describe("tera-cdc gateway", () => {
     const stranger = await client(gateway, { sub: "carol", sites: [3] });
     await subscribe(stranger, ["device"], { after: { lsn: seen!.lsn, seq: seen!.seq }, session: "no-such-session" });
     expect(await stranger.control("resync")).toMatchObject({ reason: expect.stringMatching(/unknown session/) });
+    // Rebuilding a client's rows from a position walks the ring and the rows: one connection may ask
+    // for it once, not in a loop (each try is work the gateway does for whoever holds a token).
+    const before = gateway.stats.positionResumes;
+    const again = await subscribe(stranger, ["device"], { after: { lsn: seen!.lsn, seq: seen!.seq }, origin: { lsn: seen!.lsn, seq: seen!.seq } });
+    expect(again).toMatchObject({ type: "error", message: expect.stringMatching(/resumes once/) });
+    expect(gateway.stats.positionResumes).toBe(before);
 
     const secondHello = await second.control("hello");
     second.socket.terminate();
