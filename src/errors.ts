@@ -35,6 +35,12 @@ export const SQLSTATE = {
   duplicateObject: "42710",
   /** In use: the slot is active for another walsender. */
   objectInUse: "55006",
+  /** A statement cancelled, by statement_timeout among others. */
+  queryCanceled: "57014",
+  /** No operator or function for these argument types (a snapshot filter's operator and column). */
+  undefinedFunction: "42883",
+  datatypeMismatch: "42804",
+  ambiguousFunction: "42725",
 } as const;
 
 /** Whether the error, or an error it was caused by (a classified error keeps its cause), carries this SQLSTATE. */

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { SQLSTATE } from "../errors.js";
 import type { TupleValues } from "../decode/pgoutput.js";
 import type { TypeCatalog } from "../decode/types.js";
 import { planRelation, type RelationPlan, type TableSettings } from "../model/plan.js";
@@ -54,7 +55,7 @@ export interface OwnedReport {
 function reportedFailure(error: unknown): { failure: PublicFailure; reported: string } {
   const failure = publicFailure(error);
   if (error instanceof SnapshotRequestError || error instanceof FilterError) return { failure, reported: error.message };
-  const what = failure.code === "57014" ? "a statement ran longer than the snapshot statement timeout" : failure.code === "internal" ? "internal error" : "database error";
+  const what = failure.code === SQLSTATE.queryCanceled ? "a statement ran longer than the snapshot statement timeout" : failure.code === "internal" ? "internal error" : "database error";
   return { failure, reported: `${what} ${failureTag(failure)}` };
 }
 
@@ -63,7 +64,7 @@ function filterProblem(error: unknown): string | null {
   const code = (error as { code?: unknown })?.code;
   if (typeof code !== "string") return null;
   if (code.startsWith("22")) return `a value of the filter does not fit its column's type (${code}): compare numbers with numeric columns, text with text columns`;
-  if (code === "42883" || code === "42804" || code === "42725") return `an operator of the filter does not apply to its column's type (${code})`;
+  if (code === SQLSTATE.undefinedFunction || code === SQLSTATE.datatypeMismatch || code === SQLSTATE.ambiguousFunction) return `an operator of the filter does not apply to its column's type (${code})`;
   return null;
 }
 
