@@ -9,18 +9,19 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { subscribe, type Change, type Subscription } from "../../src/client/index.js";
 import { SUBPROTOCOL } from "../../src/gateway/auth.js";
-import { decodeTeraMessage, unpackAny } from "../../src/messages/index.js";
+import { DatabaseEvent_EventType, decodeTeraMessage, unpackAny } from "../../src/messages/index.js";
 import { type CdcProcess, runCli, startCdc } from "../harness/cdc.js";
 import { type Consumer, startConsumer } from "../harness/consumer.js";
 import { freePort, waitFor } from "../harness/ports.js";
 import { exited } from "../harness/processes.js";
+import { type RedisServer, type RedisSubscriber, startRedis, startRedisSubscriber } from "../harness/redis.js";
 import { BIG, COLUMNS, ROW, type Row, TYPES_DDL } from "./columns.js";
 import { useClusterAndBroker } from "../harness/servers.js";
 
 /**
  * The differential oracle: generated rows over every type of the value rules, through every path
  * a value takes (live create, update under replica identity DEFAULT and FULL with an unchanged
- * TOASTed value, delete, snapshot row, gateway frame, client library handler, audit store),
+ * TOASTed value, delete, snapshot row, gateway frame, client library handler, audit store, Redis sink),
  * compared key by key with test/oracle/oracle.py, which applies the README's rules with Python's
  * own datetime, decimal, json and base64 to PostgreSQL's text of each value.
  *
@@ -51,6 +52,10 @@ let gatewayClosed = "";
 let audit: ChildProcess;
 let auditUrl: string;
 let library: Subscription;
+/** The Redis sink: a second run on a slot of its own, publishing to a redis-server, read by an OpenTera-style PSUBSCRIBE client. */
+let redis: RedisServer;
+let redisCdc: CdcProcess;
+let redisSubscriber: RedisSubscriber;
 const libraryChanges: Change[] = [];
 const children: ChildProcess[] = [];
 
@@ -99,6 +104,11 @@ beforeAll(async () => {
     return /audit sink recording/.test(auditRun.output().stderr) || undefined;
   }, 60_000);
 
+  // The Redis sink (run --redis-url), on a slot and publication of its own.
+  redis = await startRedis();
+  redisSubscriber = await startRedisSubscriber(redis.url, "module.TeraServer.DatabaseModule.events.*");
+  redisCdc = await startCdc({ databaseUrl: db.url, redisUrl: redis.url, args: ["--tables", tables, "--slot", "oracle_redis", "--publication", "oracle_redis"] });
+
   // The client library, in-process, as an application uses it.
   library = await subscribe({ mqttUrl: broker.url, models: [TABLES.def, TABLES.full] }, (change) => {
     libraryChanges.push(change);
@@ -116,6 +126,9 @@ afterAll(async () => {
   }
   await consumer?.close();
   if (cdc) await cdc.stop();
+  if (redisCdc) await redisCdc.stop();
+  await redisSubscriber?.close();
+  await redis?.close();
 });
 
 async function connectGateway(port: number): Promise<WebSocket> {
@@ -251,6 +264,7 @@ async function round(rows: { a: Row; b: Row; big: string }[]): Promise<{ checked
   const consumerStart = consumer.events.length;
   const gatewayStart = gatewayEvents.length;
   const libraryStart = libraryChanges.length;
+  const redisStart = redisSubscriber.events.length;
   const states = new Map<string, Map<number, Record<string, Record<string, PgValue>>>>();
   for (const table of Object.values(TABLES)) {
     await writeRows(table, rows.map((r, i) => ({ id: ids[i]!, row: r.a, big: r.big })), false);
@@ -273,6 +287,7 @@ async function round(rows: { a: Row; b: Row; big: string }[]): Promise<{ checked
   const perTable = ids.length;
   await waitFor("the broker's events", () => consumer.events.length - consumerStart >= 8 * perTable || undefined, 90_000, 50);
   await waitFor("the client library's changes", () => libraryChanges.length - libraryStart >= 8 * perTable || undefined, 90_000, 50);
+  await waitFor("the Redis subscriber's events", () => redisSubscriber.events.filter((e, i) => i >= redisStart && e.type === DatabaseEvent_EventType.DB_DELETE).length >= 2 * perTable || undefined, 90_000, 50);
   await waitFor("the gateway's frames", () => gatewayEvents.filter((e, i) => i >= gatewayStart && e.op === "delete").length >= 2 * perTable || undefined, 90_000, 50).catch((error: Error) => {
     const got = gatewayEvents.slice(gatewayStart).map((e) => `${e.op} ${e.table}`);
     throw new Error(`${error.message}: ${got.length} frames this round (${got.slice(-6).join(", ")}); socket ${gatewayClosed || "open"}; gateway log:\n${gatewayLogs().slice(-3000)}`);
@@ -339,14 +354,24 @@ async function round(rows: { a: Row; b: Row; big: string }[]): Promise<{ checked
     expectFor("gateway frame", e.table, e.op, false, e.json, unchanged, "exact", framesLast(e.table, i));
   });
 
+  // Redis carries no user properties (OpenTera's transport): the op is the event type, and the
+  // omitted TOASTed value is the one the MQTT path's unchanged property named above.
+  const OP_OF_TYPE = { [DatabaseEvent_EventType.DB_CREATE]: "create", [DatabaseEvent_EventType.DB_UPDATE]: "update", [DatabaseEvent_EventType.DB_DELETE]: "delete" } as Record<number, string>;
+  const onRedis = redisSubscriber.events.slice(redisStart).map((e) => ({ table: e.model, op: OP_OF_TYPE[e.type] ?? `type ${e.type}`, json: e.objectText }));
+  const redisLast = lastUpdateOf(onRedis);
+  onRedis.forEach((e, i) => {
+    const unchanged = e.op === "update" && e.table === TABLES.def && redisLast(e.table, i)(mine(e.table, e.json) ?? -1) ? ["c_big"] : [];
+    expectFor("Redis sink (PUBLISH)", e.table, e.op, false, e.json, unchanged, "exact", redisLast(e.table, i));
+  });
+
   const stored = auditRows.map((r) => ({ table: tableOf(r.source_table), op: r.op, json: r.object }));
   const storedLast = lastUpdateOf(stored);
   stored.forEach((e, i) => expectFor("audit store (jsonb)", e.table, e.op, false, e.json, e.op === "update" && e.table === TABLES.def ? ["c_big"] : [], "numeric", storedLast(e.table, i)));
 
   // Every path saw every row in every state it carries.
-  for (const path of ["broker (MQTT)", "client library handler", "gateway frame", "audit store (jsonb)"]) {
+  for (const path of ["broker (MQTT)", "client library handler", "gateway frame", "audit store (jsonb)", "Redis sink (PUBLISH)"]) {
     for (const table of Object.values(TABLES)) {
-      for (const kind of ["create", "update", "delete", ...(path.startsWith("audit") || path.startsWith("gateway") ? [] : ["snapshot row"])]) {
+      for (const kind of ["create", "update", "delete", ...(path.startsWith("audit") || path.startsWith("gateway") || path.startsWith("Redis") ? [] : ["snapshot row"])]) {
         const seen = new Set(observations.filter((o) => o.path === `${path} ${kind} (${table})`).map((o) => o.row));
         expect(seen.size, `${path} ${kind} (${table}) rows`).toBe(ids.length);
       }
