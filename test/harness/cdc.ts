@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { freePort, waitFor } from "./ports.js";
 import { exited, spawnTracked } from "./processes.js";
 
-const BIN = join(import.meta.dirname, "..", "..", "bin", "tera-cdc.js");
+// bench:compare --same-harness points the bench at another build's command (the "before" side).
+const BIN = process.env.TERA_CDC_BENCH_BIN ?? join(import.meta.dirname, "..", "..", "bin", "tera-cdc.js");
 
 export interface CdcProcess {
   readonly child: ChildProcess;
