@@ -100,3 +100,8 @@ export function parseClientRequest(text: string): ClientRequest | string {
     ...(origin ? { origin } : {}),
   };
 }
+
+/** The "position" frame: the newest position, everything visible up to it was sent; null before the first event. */
+export function positionFrame(newest: GatewayEvent | undefined): string | null {
+  return newest ? JSON.stringify({ type: "position", lsn: newest.lsnText, seq: newest.seq }) : null;
+}
