@@ -1,10 +1,11 @@
 import type { WebSocket } from "ws";
 import type { Logger } from "../ops/log.js";
 import { Client } from "./client.js";
+import { GATEWAY_DEFAULTS } from "./defaults.js";
 import type { GatewayEvent } from "./events.js";
 import type { FanOut } from "./fanout.js";
 import { PROTOCOL_VERSION, positionFrame } from "./frames.js";
-import { Outlet, type OutletPolicy } from "./outlet.js";
+import { HeldFrames, Outlet, type OutletPolicy } from "./outlet.js";
 import type { Requests } from "./requests.js";
 import { type AccessRules, type Claims, visibleModels } from "./rules.js";
 import type { SessionStore } from "./sessions.js";
@@ -18,6 +19,8 @@ export interface ConnectionSettings {
   readonly rules: AccessRules;
   readonly maxKeysPerClient: number;
   readonly maxClientBufferBytes: number;
+  /** Frames held for draining clients over all of them (HeldFrames); default GATEWAY_DEFAULTS.maxHeldFrames. */
+  readonly maxHeldFrames?: number;
   readonly pingIntervalMs: number;
   readonly logger: Logger;
 }
@@ -40,7 +43,7 @@ export class Connections {
     /** The newest event in the ring, for the hello and position frames. */
     private readonly newestInRing: () => GatewayEvent | undefined,
   ) {
-    this.outletPolicy = { maxClientBufferBytes: settings.maxClientBufferBytes, stats, logger: settings.logger };
+    this.outletPolicy = { maxClientBufferBytes: settings.maxClientBufferBytes, held: new HeldFrames(settings.maxHeldFrames ?? GATEWAY_DEFAULTS.maxHeldFrames, stats), stats, logger: settings.logger };
   }
 
   /** A WebSocket whose token was verified (claims). */

@@ -8,6 +8,8 @@ export const GATEWAY_DEFAULTS = {
   // memory): the ring and the rows together stay well inside the 128 MB heap bin/tera-cdc.js gives.
   ringBytes: 33_554_432,
   maxClientBufferBytes: 4_194_304,
+  // A reference per frame per slow client, about 16 bytes of heap each: 16 MB at most.
+  maxHeldFrames: 1_000_000,
   pingIntervalMs: 10_000,
   maxKeysPerClient: 100_000,
   sessionTtlMs: 300_000,

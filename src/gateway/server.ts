@@ -37,6 +37,8 @@ export interface GatewayOptions {
   readonly ringBytes: number;
   /** A client with more than this many bytes waiting in its socket is disconnected. */
   readonly maxClientBufferBytes: number;
+  /** Frames held for clients whose sockets drain, over all clients, at most (default 1,000,000). */
+  readonly maxHeldFrames?: number;
   readonly pingIntervalMs: number;
   /** Object keys remembered per client for delete decisions; overflow means resync. */
   readonly maxKeysPerClient: number;

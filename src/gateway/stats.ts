@@ -14,6 +14,8 @@ export interface GatewayStats {
   /** Events at a position already held with other content: alerts (logged at error level). */
   conflicts: number;
   framesSent: number;
+  /** Frames held right now for clients whose sockets are draining, over all clients (--max-held-frames). */
+  heldFrames: number;
   /** Events whose frames were encoded (each once, shared by every client that gets it). */
   eventsEncoded: number;
   /** Groups of connected clients whose tokens the rules treat alike. */
@@ -40,6 +42,7 @@ export function newGatewayStats(): GatewayStats {
     refusedPositions: 0,
     conflicts: 0,
     framesSent: 0,
+    heldFrames: 0,
     eventsEncoded: 0,
     audiences: 0,
     slowDisconnects: 0,

@@ -208,6 +208,49 @@ describe("tera-cdc gateway", () => {
     expect(reader.events.every((e) => e.object.id_site === 5)).toBe(true);
   }, 150_000);
 
+  it("holds a slow client's backlog and writes it back in order once it reads again", async () => {
+    const gateway = await startGateway({ maxClientBufferBytes: 256 * 1024 * 1024 });
+    const paused = await client(gateway, { sub: "pauser", sites: [17] });
+    await subscribe(paused, ["device"]);
+    const tcp = (paused.socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    tcp.pause();
+    await pg.query("INSERT INTO t_devices (id_device, id_site, device_name, payload) SELECT 40000 + g, 17, 'bulk', repeat(md5(g::text), 256) FROM generate_series(1, 4000) g");
+    // Past the kernel's socket buffers the gateway holds frames for it.
+    await waitFor("frames held for the paused client", () => gateway.stats.heldFrames > 500 || undefined, 60_000);
+    tcp.resume();
+    await paused.waitForEvents(4000, 120_000);
+    expect(paused.events.map((e) => e.object.id_device)).toEqual(Array.from({ length: 4000 }, (_, i) => 40001 + i));
+    await waitFor("nothing held any more", () => gateway.stats.heldFrames === 0 || undefined, 10_000);
+    expect(gateway.stats.slowDisconnects).toBe(0);
+  }, 180_000);
+
+  it("disconnects the slow clients holding the most once the frames held over all clients pass --max-held-frames, never the one that reads", async () => {
+    // Each stalled client alone stays far below its own limit (256 MB): only the total can stop them.
+    const gateway = await startGateway({ maxClientBufferBytes: 256 * 1024 * 1024, maxHeldFrames: 2000 });
+    const reader = await client(gateway, { sub: "fast", sites: [18] });
+    await subscribe(reader, ["device"]);
+    const stalled: TestClient[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await client(gateway, { sub: `slow-${i}`, sites: [18] });
+      await subscribe(c, ["device"]);
+      (c.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+      stalled.push(c);
+    }
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, gateway.stats.heldFrames)), 5);
+    try {
+      await pg.query("INSERT INTO t_devices (id_device, id_site, device_name, payload) SELECT 50000 + g, 18, 'bulk', repeat(md5(g::text), 256) FROM generate_series(1, 4000) g");
+      await reader.waitForEvents(4000, 120_000);
+      await waitFor("the stalled clients to be disconnected", () => gateway.stats.clients === 1 || undefined, 30_000);
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(gateway.stats.slowDisconnects).toBe(3);
+    expect(peak).toBeLessThanOrEqual(2000);
+    expect(gateway.stats.heldFrames).toBe(0);
+    expect(reader.events.map((e) => e.object.id_device)).toEqual(Array.from({ length: 4000 }, (_, i) => 50001 + i));
+  }, 180_000);
+
   it("drops a client that does not answer pings", async () => {
     const gateway = await startGateway({ pingIntervalMs: 300 });
     const dead = await client(gateway, { sub: "ghost", sites: [6] });
