@@ -305,7 +305,7 @@ class Bench {
   }
 
   /** Changes/s a bare mqtt.js client reaches publishing `count` payloads of `bytes` to one subscriber, and per second of its CPU. */
-  private async bareMqtt(count: number, bytes: number, userProperties?: Record<string, string>): Promise<{ rate: number; perCpuSecond: number }> {
+  private async bareMqtt(count: number, bytes: number, userProperties?: Record<string, string>): Promise<{ rate: number; perCpuSecond: number; subscriberCpuUs: number }> {
     const topic = `bench/bare/${bytes}`;
     const subscriber = await Subscriber.start(this.broker.url, topic);
     try {
@@ -316,11 +316,17 @@ class Bench {
       let stderr = "";
       child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
       child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+      const benchCpuBefore = process.cpuUsage();
       await subscriber.waitForEvents(count);
+      const benchCpu = process.cpuUsage(benchCpuBefore);
       const code = await exited(child, 60_000);
       if (code !== 0) throw new Error(`bare publisher exited with ${code}: ${stderr.slice(-1000)}`);
       const { firstPublishAt, cpuSeconds } = JSON.parse(stdout) as { firstPublishAt: number; cpuSeconds: number };
-      return { rate: count / ((subscriber.lastAt - firstPublishAt) / 1000), perCpuSecond: count / Math.max(cpuSeconds, 0.01) };
+      return {
+        rate: count / ((subscriber.lastAt - firstPublishAt) / 1000),
+        perCpuSecond: count / Math.max(cpuSeconds, 0.01),
+        subscriberCpuUs: (benchCpu.user + benchCpu.system) / count,
+      };
     } finally {
       await subscriber.close();
     }
@@ -423,13 +429,17 @@ class Bench {
           // CPU time of tera-cdc and of the slot's walsender (decoding), the capacity model's per-core figures (docs/scaling.md).
           const walsender = Number((await this.sql("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", [slot])).rows[0]?.active_pid);
           const cpuBefore = [cpuSecondsOf(cdc.child.pid!), cpuSecondsOf(walsender)];
+          // The bench process's own CPU is its subscriber's (the INSERT only waits): it shares the machine with tera-cdc.
+          const benchCpuBefore = process.cpuUsage();
           await this.sql(kind === "bulk" ? this.bulkInsert(table, "id_bulk", from, nextId - 1) : this.openteraInsert(from, nextId - 1));
           await subscriber.waitForEvents(rows);
+          const benchCpu = process.cpuUsage(benchCpuBefore);
           if (subscriber.events !== rows) throw new Error(`expected ${rows} events, subscriber holds ${subscriber.events}`);
           const [cdcCpu, walsenderCpu] = [cpuSecondsOf(cdc.child.pid!) - cpuBefore[0]!, cpuSecondsOf(walsender) - cpuBefore[1]!];
           this.results.add(`cdc-${kind}-${batched ? "batched" : "single"}`, `tera-cdc ${name}, ${mode}`, "changes/s", "tera-cdc", this.endToEnd(subscriber, rows));
           this.results.add(`core-${kind}-${batched ? "batched" : "single"}`, `tera-cdc ${name}, ${mode}, per second of its CPU`, "changes/core-s", "tera-cdc", rows / Math.max(cdcCpu, 0.01));
           this.results.add(`walsender-${kind}-${batched ? "batched" : "single"}`, `walsender decoding ${name} for tera-cdc, per second of its CPU`, "changes/core-s", "raw", rows / Math.max(walsenderCpu, 0.01));
+          this.results.add(`subscriber-cpu-${kind}-${batched ? "batched" : "single"}`, `bench subscriber's CPU per message, tera-cdc ${name}, ${mode}`, "µs", "raw", (benchCpu.user + benchCpu.system) / subscriber.messages);
           const payloadBytes = Math.round(subscriber.payloadBytes / subscriber.messages);
           const seconds = await this.recvDrain(`${publication}_slot`, publication);
           this.results.add(`recv-${kind}`, `pg_recvlogical ${name}`, "changes/s", "raw", rows / seconds);
@@ -439,8 +449,11 @@ class Bench {
             const bare = await this.bareMqtt(rows, payloadBytes);
             this.results.add(`bare-${kind}`, `bare mqtt.js QoS 1, ${payloadBytes} B payloads`, "msg/s", "raw", bare.rate);
             this.results.add(`bare-core-${kind}`, `bare mqtt.js QoS 1, ${payloadBytes} B payloads, per second of its CPU`, "msg/core-s", "raw", bare.perCpuSecond);
+            this.results.add(`subscriber-cpu-bare-${kind}`, `bench subscriber's CPU per message, bare mqtt.js ${payloadBytes} B payloads`, "µs", "raw", bare.subscriberCpuUs);
             if (kind === "bulk") {
-              this.results.add("bare-props-bulk", `bare mqtt.js QoS 1, ${payloadBytes} B + tera-cdc's user properties`, "msg/s", "raw", (await this.bareMqtt(rows, payloadBytes, properties)).rate);
+              const bareWithProperties = await this.bareMqtt(rows, payloadBytes, properties);
+              this.results.add("bare-props-bulk", `bare mqtt.js QoS 1, ${payloadBytes} B + tera-cdc's user properties`, "msg/s", "raw", bareWithProperties.rate);
+              this.results.add("subscriber-cpu-bare-props-bulk", `bench subscriber's CPU per message, bare mqtt.js ${payloadBytes} B + tera-cdc's user properties`, "µs", "raw", bareWithProperties.subscriberCpuUs);
             }
           }
         }
