@@ -12,7 +12,6 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import mqtt from "mqtt";
 import pg from "pg";
 import { decodeTeraEvent, unpackAny } from "../src/messages/index.js";
 import { sign, signed, verify } from "../src/messages/signature.js";
@@ -22,12 +21,12 @@ import { waitFor } from "../test/harness/ports.js";
 import { type PostgresServer, startPostgres } from "../test/harness/postgres.js";
 import { exited, spawnTracked } from "../test/harness/processes.js";
 import { benchRedis } from "./redis.js";
+import { Subscriber, TOPIC_PREFIX } from "./subscriber.js";
 import { GATEWAY_FIGURES, gatewayBench } from "./gateway.js";
 import { type Figure, figure, percentile, type Ratio, ratio, renderSvg, renderTable, type Target, target } from "./report.js";
 
 const PG_BIN = process.env.TERA_CDC_PG_BIN ?? "/usr/lib/postgresql/15/bin";
 const BARE_PUBLISHER = join(import.meta.dirname, "bare-publisher.mjs");
-const TOPIC_PREFIX = "module/TeraServer/DatabaseModule/events/";
 /** Rows of the snapshot section's table (issue 18: a snapshot of 200,000 rows, quick run too). */
 const SNAPSHOT_ROWS = 200_000;
 const SECTIONS = ["bulk", "snapshot", "pgbench", "opentera", "latency", "memory", "peers", "signing", "redis", "gateway"] as const;
@@ -102,13 +101,6 @@ const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (text: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
 
-/** `2024-05-01T12:00:00.123456+00:00` (the commit-time property) as epoch milliseconds with a fraction. */
-function commitTimeMs(iso: string | undefined): number {
-  const m = iso ? /^(.{19})(?:\.(\d+))?/.exec(iso) : null;
-  if (!m) return Number.NaN;
-  return Date.parse(`${m[1]}Z`) + (m[2] ? Number(`0.${m[2]}`) * 1000 : 0);
-}
-
 function run(command: string, args: string[], timeoutMs = 600_000): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     execFile(command, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
@@ -116,84 +108,6 @@ function run(command: string, args: string[], timeoutMs = 600_000): Promise<{ st
       else resolve({ stdout, stderr });
     });
   });
-}
-
-/**
- * One MQTT 5 subscriber counting DatabaseEvents (a batched TeraEvent says how many it holds in its
- * `count` property). Every 500th payload is decoded in full to check it is a TeraEvent of that many
- * DatabaseEvents; decoding all of them would make the subscriber, not tera-cdc, the bottleneck.
- */
-class Subscriber {
-  events = 0;
-  messages = 0;
-  payloadBytes = 0;
-  firstCommitMs = Number.NaN;
-  lastAt = 0;
-  lastProperties: Record<string, string> = {};
-  lastPayload: Buffer = Buffer.alloc(0);
-  onMessage: ((payload: Buffer, properties: Record<string, string>, at: number) => void) | null = null;
-  private wake: (() => void) | null = null;
-
-  private constructor(private readonly client: mqtt.MqttClient) {
-    client.on("message", (topic, payload, packet) => {
-      const at = now();
-      const properties = (packet.properties?.userProperties ?? {}) as Record<string, string>;
-      // A snapshot marker is a TeraEvent with no DatabaseEvent.
-      const count = properties["snapshot-marker"] ? 0 : properties.count ? Number(properties.count) : 1;
-      if (this.messages === 0) this.firstCommitMs = commitTimeMs(properties["commit-time"]);
-      if (this.messages % 500 === 0 && topic.startsWith(TOPIC_PREFIX)) {
-        const decoded = decodeTeraEvent(payload);
-        if (!decoded.ok || decoded.message.events.length !== count || (count > 0 && unpackAny(decoded.message.events[0]!).type !== "DatabaseEvent")) {
-          throw new Error(`subscriber received a payload that is not a TeraEvent of ${count} DatabaseEvents`);
-        }
-      }
-      this.events += count;
-      this.messages++;
-      this.payloadBytes += payload.length;
-      this.lastAt = at;
-      this.lastProperties = properties;
-      this.lastPayload = payload;
-      this.onMessage?.(payload, properties, at);
-      this.wake?.();
-    });
-  }
-
-  static async start(url: string, topic: string): Promise<Subscriber> {
-    const client = await mqtt.connectAsync(url, { protocolVersion: 5, clean: true, reconnectPeriod: 0 });
-    await client.subscribeAsync(topic, { qos: 1 });
-    return new Subscriber(client);
-  }
-
-  reset(): void {
-    this.events = 0;
-    this.messages = 0;
-    this.payloadBytes = 0;
-    this.firstCommitMs = Number.NaN;
-    this.lastAt = 0;
-  }
-
-  /** Resolves once `count` events arrived; rejects when none arrived for `stallMs`. */
-  async waitForEvents(count: number, stallMs = 60_000): Promise<void> {
-    let seen = this.events;
-    let lastProgress = now();
-    while (this.events < count) {
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        setTimeout(resolve, 1000);
-      });
-      this.wake = null;
-      if (this.events !== seen) {
-        seen = this.events;
-        lastProgress = now();
-      } else if (now() - lastProgress > stallMs) {
-        throw new Error(`subscriber stalled at ${this.events} of ${count} events`);
-      }
-    }
-  }
-
-  async close(): Promise<void> {
-    await this.client.endAsync(true);
-  }
 }
 
 /** Samples of every figure, by id; turned into medians at the end. */
