@@ -4,8 +4,8 @@ import { postgresMicrosToIso, postgresMicrosToUnixSeconds } from "../decode/time
 import type { TypeCatalog } from "../decode/types.js";
 import { classifyDatabaseError, FatalError, type TransientError } from "../errors.js";
 import { formatLsn, type Lsn } from "../lsn.js";
-import { type ChangeOp, DB_EVENT_TYPE, deleteObject, insertObject, TRUNCATE_OBJECT, updateObject } from "../model/events.js";
-import type { RelationPlan, TableSettings } from "../model/plan.js";
+import { type ChangeOp, DB_EVENT_TYPE, deleteObject, insertObject, type ObjectJson, TRUNCATE_OBJECT, updateObject } from "../model/events.js";
+import type { TableSettings } from "../model/plan.js";
 import { Batcher } from "./batcher.js";
 import { changeEnvelope, type DbEvent, type StreamContext } from "./envelope.js";
 import { Injection } from "./injection.js";
@@ -31,6 +31,9 @@ export interface PipelineOptions {
 }
 
 type WalItem = { payload: Buffer } | { walEnd: Lsn };
+
+/** The object of every truncate (see TRUNCATE_OBJECT). */
+const TRUNCATED: ObjectJson = { json: TRUNCATE_OBJECT, unchanged: null };
 
 /**
  * The conductor of `run` for one replication connection: reads WAL in order under back-pressure
@@ -213,24 +216,16 @@ export class Pipeline implements WalReceiver {
         this.planFor(message);
         break;
       case "insert":
-        this.change(message.relation, "create", (plan) => insertObject(plan, message.newValues), message.newValues);
+        this.change(message.relation, "create", message.newValues, null, false);
         break;
       case "update":
-        this.change(
-          message.relation,
-          "update",
-          (plan) => updateObject(plan, message.newValues, message.oldValues, message.oldIsFullRow),
-          message.newValues,
-          message.oldValues,
-        );
+        this.change(message.relation, "update", message.newValues, message.oldValues, message.oldIsFullRow);
         break;
       case "delete":
-        this.change(message.relation, "delete", (plan) => deleteObject(plan, message.oldValues), message.oldValues);
+        this.change(message.relation, "delete", message.oldValues, null, false);
         break;
       case "truncate":
-        for (const relation of message.relations) {
-          this.change(relation, "truncate", () => ({ json: TRUNCATE_OBJECT, unchanged: null }), []);
-        }
+        for (const relation of message.relations) this.change(relation, "truncate", [], null, false);
         break;
       case "message": {
         const events = this.options.observer?.onLogicalMessage(message) ?? null;
@@ -260,7 +255,12 @@ export class Pipeline implements WalReceiver {
     );
   }
 
-  private change(relation: RelationMessage, op: ChangeOp, build: (plan: RelationPlan) => { json: string; unchanged: string[] | null }, values: TupleValues, oldValues: TupleValues | null = null): void {
+  /**
+   * One row change: `values` is the new row (the old one for a delete), `oldValues` an update's
+   * old row. The object is built here from them, not by a closure per change (one per row of the
+   * one-event path, with the context it captured).
+   */
+  private change(relation: RelationMessage, op: ChangeOp, values: TupleValues, oldValues: TupleValues | null, oldIsFullRow: boolean): void {
     const tx = this.tx;
     const plan = this.relations.planOf(relation.relationOid);
     if (!tx || !plan) {
@@ -269,7 +269,14 @@ export class Pipeline implements WalReceiver {
     }
     const seq = tx.seq++;
     this.options.observer?.onRowChange(plan, op, oldValues ? [values, oldValues] : [values], tx.xid);
-    const object = build(plan);
+    const object =
+      op === "create"
+        ? insertObject(plan, values)
+        : op === "update"
+          ? updateObject(plan, values, oldValues, oldIsFullRow)
+          : op === "delete"
+            ? deleteObject(plan, values)
+            : TRUNCATED;
     this.stats.changes++;
     const key = this.relations.countKey(plan, op);
     this.stats.byModelOp.set(key, (this.stats.byModelOp.get(key) ?? 0) + 1);
