@@ -1,7 +1,5 @@
-import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { SQLSTATE } from "../errors.js";
-import type { TupleValues } from "../decode/pgoutput.js";
 import type { TypeCatalog } from "../decode/types.js";
 import { planRelation, type RelationPlan, type TableSettings } from "../model/plan.js";
 import { failureTag, type PublicFailure, publicFailure } from "../ops/failure.js";
@@ -9,17 +7,10 @@ import type { Logger } from "../ops/log.js";
 import { REPLICATION_SESSION_OPTIONS } from "../source/replication.js";
 import { describeTable, type TableRef } from "../source/setup.js";
 import type { WatermarkObserver } from "./observer.js";
-import { checkFilter, FilterError, filterSql, parseFilterJson, type SnapshotFilter } from "./filter.js";
-import {
-  chunkQuery,
-  type MarkerKind,
-  parseXidSnapshot,
-  quoteIdent,
-  type SnapshotReport,
-  WATERMARK_PREFIX,
-  watermarkContent,
-} from "./protocol.js";
-import { ensureSnapshotTable, finishSnapshot, insertSnapshot, loadSnapshot, recordChunk, reportOf, runningSnapshots, type SnapshotRow } from "./store.js";
+import { ChunkReader } from "./chunk-reader.js";
+import { FilterError, filterSql, parseFilterJson, type SnapshotFilter } from "./filter.js";
+import { quoteIdent, type SnapshotReport } from "./protocol.js";
+import { ensureSnapshotTable, finishSnapshot, insertSnapshot, loadSnapshot, reportOf, runningSnapshots, type SnapshotRow } from "./store.js";
 
 export interface SnapshotManagerOptions {
   /** The database host streamed from now: after a failover, the new primary's URL. */
@@ -68,24 +59,8 @@ function filterProblem(error: unknown): string | null {
   return null;
 }
 
-/** Where the next chunk starts: chunks read so far and the last key read (ahead of what is recorded). */
-interface ChunkCursor {
-  readonly chunks: number;
-  readonly lastKey: (string | null)[] | null;
-}
-
-/** What a chunk needs of its table, read from the catalog for every chunk (see tableOfChunk). */
-interface ChunkTable {
-  readonly described: Awaited<ReturnType<typeof describeTable>>;
-  readonly plan: RelationPlan;
-  readonly keyTypes: readonly { readonly name: string; readonly type: string }[];
-}
-
 /** How many times a chunk is taken again after the stream restarted under it before the snapshot fails. */
 const CHUNK_ATTEMPTS = 20;
-
-/** Every value as the text the server sent (its type's output function), never parsed by pg. */
-const RAW_TEXT_TYPES: pg.CustomTypesConfig = { getTypeParser: () => (text: string) => text };
 
 /**
  * Runs snapshots chunk by chunk: low watermark, SELECT of the next chunk by primary key
@@ -99,10 +74,20 @@ export class SnapshotManager {
   private poolUrl = "";
   private readonly running = new Map<number, Promise<void>>();
   private stopping = false;
-  private windowCounter = 0;
-  private readonly instance = randomBytes(3).toString("hex");
+  private readonly reader: ChunkReader;
 
-  constructor(private readonly options: SnapshotManagerOptions) {}
+  constructor(private readonly options: SnapshotManagerOptions) {
+    this.reader = new ChunkReader({
+      query: this.query,
+      connect: () => this.connections().connect(),
+      chunkSize: options.chunkSize,
+      observer: options.observer,
+      types: options.types,
+      tableSettings: options.tableSettings,
+      onProgress: options.onProgress,
+      stopping: () => this.stopping,
+    });
+  }
 
   /**
    * Creates the state table and resumes the snapshots this slot left running. A raw SQL filter
@@ -221,14 +206,14 @@ export class SnapshotManager {
       const row = await loadSnapshot(this.query, initial.id);
       if (!row) return;
       if (row.status === "cancelled") {
-        await (await this.chunk(row, row, { cancelled: true }, async () => row.rows)).delivered;
+        await (await this.reader.chunk(row, row, { cancelled: true }, async () => row.rows)).delivered;
         this.options.logger.info({ snapshot: row.id, rows: row.rows }, "snapshot cancelled");
         this.options.onProgress(reportOf(row));
         return;
       }
       if (row.status !== "running") return;
       try {
-        const done = await this.chunks(row, () => (attempts = 0));
+        const done = await this.reader.chunks(row, () => (attempts = 0));
         if (done) {
           const seconds = (Date.now() - started) / 1000;
           this.options.logger.info({ snapshot: done.id, model: done.model, rows: done.rows, chunks: done.chunks, seconds, rowsPerSecond: Math.round(done.rows / Math.max(seconds, 0.001)) }, "snapshot done");
@@ -241,152 +226,6 @@ export class SnapshotManager {
         await new Promise((r) => setTimeout(r, 500));
       }
     }
-  }
-
-  /**
-   * Chunks from `row` on, overlapped: the next chunk is read and bracketed by its watermarks while
-   * the broker acknowledges the previous one, so the stream never waits for a round trip to the
-   * database. At most two chunks are on their way. A chunk is recorded as done (its last key and
-   * rows in tera_cdc.snapshots) only once all its messages are acknowledged and the chunk before
-   * it is recorded: the recorded state never runs ahead of what the broker has, in order.
-   * Returns the finished row, or null when the snapshot was cancelled or ended meanwhile.
-   */
-  private async chunks(row: SnapshotRow, onRecorded: () => void): Promise<SnapshotRow | null> {
-    let cursor: ChunkCursor = { chunks: row.chunks, lastKey: row.lastKey };
-    let recorded: Promise<SnapshotRow> = Promise.resolve(row);
-    // The next chunk's table description is read while this chunk is taken (catalog reads on
-    // another connection of the pool): still one description per chunk, off the critical path.
-    let nextTable = this.tableOfChunk(row);
-    try {
-      for (;;) {
-        if (this.stopping) return null;
-        const table = await nextTable;
-        nextTable = this.tableOfChunk(row);
-        nextTable.catch(() => {});
-        const previous = recorded;
-        const read = await this.chunk(row, cursor, { cancelled: false }, async () => (await previous).rows, table);
-        recorded = (async () => {
-          const published = await read.delivered;
-          const before = await previous;
-          const after = await recordChunk(this.query, before.id, read.lastKey, published, read.last);
-          onRecorded();
-          this.options.onProgress(reportOf(after));
-          return after;
-        })();
-        recorded.catch(() => {});
-        if (read.last) return await recorded;
-        cursor = { chunks: cursor.chunks + 1, lastKey: read.lastKey ?? cursor.lastKey };
-        // The chunk before the one in flight must be recorded before another is read; its
-        // recorded status tells a cancel (or an end) apart from a running snapshot.
-        if ((await previous).status !== "running") {
-          await recorded;
-          return null;
-        }
-      }
-    } catch (error) {
-      nextTable.catch(() => {});
-      // Nothing may be recorded after this attempt gives up: the next one starts from the recorded state.
-      await recorded.catch(() => {});
-      throw error;
-    }
-  }
-
-  /**
-   * One chunk between watermarks, read after `cursor`; with `cancelled`, only the cancelled marker.
-   * Resolves once the high watermark is written, with `delivered`: the rows published, once the
-   * broker has them all. The end marker's total needs the rows of every chunk before (`rowsBefore`).
-   */
-  private async chunk(
-    row: SnapshotRow,
-    cursor: ChunkCursor,
-    how: { cancelled: boolean },
-    rowsBefore: () => Promise<number>,
-    table?: ChunkTable,
-  ): Promise<{ delivered: Promise<number>; lastKey: (string | null)[] | null; last: boolean }> {
-    const { described, plan, keyTypes } = table ?? (await this.tableOfChunk(row));
-    // Checked again for every chunk: the stored filter may predate a change of the published
-    // columns (settings, a restart), and nothing unchecked ever reaches the SQL.
-    const filter = row.filter && !how.cancelled ? checkFilter(row.filter, plan.columns.map((c) => c.name)) : null;
-    const window = `${this.instance}-${++this.windowCounter}`;
-    const markersBefore: MarkerKind[] = !how.cancelled && cursor.chunks === 0 ? ["start"] : [];
-    const markersAfter: MarkerKind[] = how.cancelled ? ["cancelled"] : [];
-    const chunk = { snapshot: row.id, window, plan, markersBefore, markersAfter, rowsBefore: 0 };
-    const delivered = this.options.observer.open(chunk);
-    delivered.catch(() => {});
-    let rows: TupleValues[] = [];
-    let last = how.cancelled;
-    try {
-      await this.emit(row.id, window, "low");
-      if (!how.cancelled) {
-        const read = await this.readChunk(row, cursor, filter, plan, keyTypes);
-        rows = read.rows;
-        last = rows.length < this.options.chunkSize;
-        if (last) (chunk.markersAfter as MarkerKind[]).push("end");
-        this.options.observer.setRows(window, rows, read.xids, last ? await rowsBefore() : undefined);
-      } else {
-        this.options.observer.setRows(window, [], null, await rowsBefore());
-      }
-      await this.emit(row.id, window, "high");
-    } catch (error) {
-      this.options.observer.abandon(window, error as Error);
-      throw error;
-    }
-    const keyIndexes = described.primaryKey.map((name) => described.relation.columns.findIndex((c) => c.name === name));
-    const lastRow = rows[rows.length - 1];
-    const lastKey = lastRow ? keyIndexes.map((i) => lastRow[i] ?? null) : null;
-    return { delivered, lastKey, last };
-  }
-
-  /** The table as the catalog describes it now, how it is published, and its key columns' types. */
-  private async tableOfChunk(row: SnapshotRow): Promise<ChunkTable> {
-    const ref = { schema: row.schema, table: row.table };
-    const described = await describeTable(this.query, ref);
-    const plan = planRelation(described.relation, described.primaryKey, this.options.tableSettings(ref.schema, ref.table), this.options.types);
-    const types = await this.query(
-      `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
-         FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped`,
-      [plan.relation.relationOid],
-    );
-    const typeOf = new Map(types.rows.map((r) => [r.name as string, r.type as string]));
-    return { described, plan, keyTypes: described.primaryKey.map((name) => ({ name, type: typeOf.get(name)! })) };
-  }
-
-  private async readChunk(row: SnapshotRow, cursor: ChunkCursor, filter: SnapshotFilter | null, plan: RelationPlan, key: ChunkTable["keyTypes"]): Promise<{ rows: TupleValues[]; xids: ReturnType<typeof parseXidSnapshot> }> {
-    const sql = chunkQuery({
-      table: `${quoteIdent(row.schema)}.${quoteIdent(row.table)}`,
-      columns: plan.relation.columns.map((c) => c.name),
-      key,
-      filter,
-      after: cursor.lastKey,
-      limit: this.options.chunkSize,
-    });
-    const client = await this.connections().connect();
-    let snapshot: pg.QueryResult;
-    let result: pg.QueryResult;
-    try {
-      // One snapshot for both statements: the xids it saw decide which earlier changes it holds.
-      // Two statements in one round trip: node-postgres answers a multi-statement text query with one result each.
-      [, snapshot] = (await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_current_snapshot()::text AS snapshot")) as unknown as [pg.QueryResult, pg.QueryResult];
-      result = await client.query({ text: sql.text, values: sql.values, rowMode: "array", types: RAW_TEXT_TYPES });
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => {});
-      client.release();
-      throw error;
-    }
-    // The rows are read: the read-only transaction ends while the high watermark is written, not
-    // before it (one round trip less per chunk). A connection whose COMMIT fails is discarded.
-    client.query("COMMIT").then(
-      () => client.release(),
-      (error: Error) => client.release(error),
-    );
-    return { rows: result.rows as TupleValues[], xids: parseXidSnapshot(snapshot.rows[0].snapshot) };
-  }
-
-  private async emit(id: number, window: string, mark: "low" | "high"): Promise<void> {
-    // A non-transactional message is not flushed by itself (PostgreSQL 15 has no flush argument),
-    // and the walsender sends only flushed WAL: taking a transaction id makes the statement's
-    // commit flush the WAL, so the watermark reaches the stream now, not at the next WAL writer round.
-    await this.query("SELECT pg_logical_emit_message(false, $1, $2), pg_current_xact_id()", [WATERMARK_PREFIX, watermarkContent({ snapshot: id, window, mark })]);
   }
 
   private async tableOfModel(model: string): Promise<{ ref: TableRef; plan: RelationPlan }> {
