@@ -3,16 +3,8 @@ export { CHANGE_OPS, type Change, ChangeDecodeError, type ChangeOp, changeKey, d
 export { contentDigest, DEFAULT_POSITION_LIMITS, PositionGuard, type Recurrence, RecentKeys } from "./dedupe.js";
 export { readSigningKey, SigningKeyError } from "../signing-key.js";
 export { SIGNATURE_PROPERTY, sign, signed, verify, type Verdict } from "../messages/signature.js";
-export {
-  type BatchHandler,
-  brokerProtocol,
-  type ChangeHandler,
-  changes,
-  subscribe,
-  subscribeBatches,
-  type SubscribeOptions,
-  type Subscription,
-  type SubscriptionStats,
-  topicFilters,
-} from "./subscribe.js";
+export { type BatchHandler, type ChangeHandler, changes, subscribe, subscribeBatches, type SubscribeOptions, type Subscription } from "./subscribe.js";
+export type { SubscriptionStats } from "./stats.js";
+export { brokerProtocol } from "./protocol-probe.js";
+export { topicFilters } from "./topics.js";
 export { cacheKeyOf, type InvalidatableCache, type InvalidateOptions, invalidateCache, type MapLikeCache, type RedisLikeCache } from "./cache.js";

@@ -9,14 +9,15 @@
  */
 import { randomBytes } from "node:crypto";
 import type mqtt from "mqtt";
-import type { IPublishPacket } from "mqtt";
-import { connectBroker, openClient, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
-import { sendPuback } from "../mqtt/internals.js";
+import { openClient, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
 import { redactUrl } from "../redact.js";
-import { DATABASE_EVENTS_TOPIC_PREFIX, databaseEventTopic, toMqttTopic } from "../messages/index.js";
-import { verify } from "../messages/signature.js";
-import { CHANGE_OPS, type Change, type ChangeOp, changeKey, decodeChanges } from "./change.js";
-import { contentDigest, DEFAULT_POSITION_LIMITS, PositionGuard, RecentKeys } from "./dedupe.js";
+import { CHANGE_OPS, type Change, type ChangeOp } from "./change.js";
+import { brokerProtocol } from "./protocol-probe.js";
+import { ReceiptQueue } from "./receipts.js";
+import { asError, errorReporter } from "./report.js";
+import { MessageScreen } from "./screen.js";
+import { emptyStats, type SubscriptionStats } from "./stats.js";
+import { topicFilters } from "./topics.js";
 
 export interface SubscribeOptions {
   /** mqtt://, mqtts://, ws:// or wss:// URL of the broker tera-cdc publishes to. */
@@ -72,32 +73,6 @@ export interface SubscribeOptions {
    * The subscription goes on either way. Default: one line on stderr.
    */
   readonly onError?: (error: Error, change?: Change) => void;
-}
-
-export interface SubscriptionStats {
-  /** MQTT messages received (a batched message holds several changes). */
-  messages: number;
-  /** Changes handed to the handler. */
-  delivered: number;
-  /** Changes dropped as repeats of a change already handled. */
-  duplicates: number;
-  /** Changes skipped because their op is not in `ops`. */
-  skipped: number;
-  /** Changes whose handler threw. */
-  failed: number;
-  /** Messages that were not tera-cdc DatabaseEvents (reported to onError and acknowledged). */
-  undecodable: number;
-  /** With a signingKey: messages without a signature, dropped (reported to onError and acknowledged). */
-  unsigned: number;
-  /** With a signingKey: messages whose signature did not verify, dropped. */
-  badSignatures: number;
-  /** Messages whose position was far ahead of the newest seen (see positionLimits), dropped. */
-  refusedPositions: number;
-  /**
-   * Changes whose (lsn, seq) was seen before with other content: an alert (reported to onError),
-   * not a replay. The first content stays; this one is dropped.
-   */
-  conflicts: number;
 }
 
 export interface Subscription {
@@ -233,44 +208,10 @@ export function changes(options: SubscribeOptions): AsyncIterableIterator<Change
   return iterator;
 }
 
-/**
- * Whether the broker speaks MQTT 5 or only 3.1.1 (aedes, the embedded broker): a short probe
- * connection, refused with "unacceptable protocol version" by a 3.1.1 broker.
- */
-export async function brokerProtocol(options: Pick<SubscribeOptions, "mqttUrl" | "mqtt">): Promise<4 | 5> {
-  const { client, protocolVersion } = await connectBroker(options.mqttUrl, {}, {
-    ...options.mqtt,
-    clientId: `tera-cdc-probe-${randomBytes(6).toString("hex")}`,
-    clean: true,
-    reconnectPeriod: 0,
-    properties: undefined,
-  });
-  client.on("error", () => {});
-  client.end(true);
-  return protocolVersion;
-}
-
-/** The MQTT topic filters for the options: the given topics, one per model, or every model; shared when a group is given. */
-export function topicFilters(options: Pick<SubscribeOptions, "models" | "group" | "topics">): string[] {
-  const models = options.models ?? [];
-  const topics = options.topics?.length ? [...options.topics] : models.length === 0 ? [`${toMqttTopic(DATABASE_EVENTS_TOPIC_PREFIX)}/+`] : models.map((model) => toMqttTopic(databaseEventTopic(model)));
-  if (options.group === undefined) return topics;
-  if (options.group === "" || /[/+#]/.test(options.group)) {
-    throw new Error(`group ${JSON.stringify(options.group)} is not a valid shared subscription name: use letters, digits, - or _`);
-  }
-  return topics.map((topic) => `$share/${options.group}/${topic}`);
-}
-
-interface Received {
-  readonly packet: IPublishPacket;
-  /** The connection it came on: an acknowledgement is only valid on that one. */
-  readonly stream: unknown;
-  readonly receivedAt: Date;
-}
-
-/** Handles a batch of new changes; false means "not handled": stop without acknowledging. */
+/** Handles a batch of new changes with the subscription's counters; false: stop without acknowledging. */
 type Processor = (changes: Change[], stats: SubscriptionStats) => Promise<boolean>;
 
+/** Connects, subscribes and hands the new changes to `processChanges`, composing the parts of client/. */
 async function open(options: SubscribeOptions, maxBatch: number, processChanges: Processor): Promise<Subscription> {
   const report = errorReporter(options);
   const ops = new Set<ChangeOp>(options.ops ?? CHANGE_OPS);
@@ -284,15 +225,9 @@ async function open(options: SubscribeOptions, maxBatch: number, processChanges:
   }
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new Error(`maxBatch ${maxBatch} is not a whole number >= 1`);
   const clientId = options.clientId ?? `tera-cdc-client-${randomBytes(6).toString("hex")}`;
-  const recent = new RecentKeys(options.dedupeWindow ?? 100_000);
-  const stats: SubscriptionStats = { messages: 0, delivered: 0, duplicates: 0, skipped: 0, failed: 0, undecodable: 0, unsigned: 0, badSignatures: 0, refusedPositions: 0, conflicts: 0 };
-  const guard = new PositionGuard(options.positionLimits ?? DEFAULT_POSITION_LIMITS);
-  const inbox: Received[] = [];
-  let closing = false;
-  let working: Promise<void> = Promise.resolve();
+  const stats = emptyStats();
+  const screen = new MessageScreen({ signingKey: options.signingKey, ops, dedupeWindow: options.dedupeWindow ?? 100_000, positionLimits: options.positionLimits, stats, report });
 
-  // The handler must be in place before the first CONNACK: a persistent session's queued messages
-  // follow it at once, and mqtt.js would otherwise acknowledge them unseen.
   const protocolVersion = options.protocolVersion ?? (await brokerProtocol(options));
   if (protocolVersion === 4 && options.group !== undefined) {
     throw new Error("shared subscriptions (group) need an MQTT 5 broker; this broker speaks only MQTT 3.1.1");
@@ -314,100 +249,8 @@ async function open(options: SubscribeOptions, maxBatch: number, processChanges:
           }
         : undefined,
   });
-  // A QoS 1 message is acknowledged later, after its changes are handled (see acknowledge). mqtt.js
-  // handles one packet at a time and sends the PUBACK when this callback gets no error; passing one
-  // lets it read the next packet without acknowledging this one.
-  const deferAck = new Error("acknowledged after handling");
-  client.handleMessage = (packet, callback) => {
-    if (closing) {
-      callback(deferAck);
-      return;
-    }
-    inbox.push({ packet, stream: client.stream, receivedAt: new Date() });
-    callback(packet.qos > 0 ? deferAck : undefined);
-    kick();
-  };
-
-  let running = false;
-  const kick = () => {
-    if (running || closing) return;
-    running = true;
-    working = work()
-      .catch((error: unknown) => report(asError(error)))
-      .finally(() => {
-        running = false;
-        // A message may have arrived between the loop's last check and here.
-        if (inbox.length > 0) kick();
-      });
-  };
-
-  const acknowledge = (received: Received) => {
-    const messageId = received.packet.messageId;
-    if (received.packet.qos === 0 || messageId === undefined) return;
-    // On a newer connection the same packet id may name another message; the broker re-sends this one there.
-    if (!client.connected || client.stream !== received.stream) return;
-    sendPuback(client, messageId);
-  };
-
-  const work = async () => {
-    while (inbox.length > 0 && !closing) {
-      const taken: Received[] = [];
-      const fresh: Change[] = [];
-      while (inbox.length > 0 && fresh.length < maxBatch) {
-        const received = inbox.shift()!;
-        taken.push(received);
-        stats.messages++;
-        const { topic } = received.packet;
-        const payload = received.packet.payload as Buffer;
-        const props = received.packet.properties?.userProperties as Record<string, string | string[]> | undefined;
-        if (options.signingKey !== undefined) {
-          const verdict = verify(options.signingKey, topic, payload, props);
-          if (!verdict.ok) {
-            if (verdict.reason === "unsigned") stats.unsigned++;
-            else stats.badSignatures++;
-            report(new Error(`message on ${topic} dropped: ${verdict.reason === "unsigned" ? "not signed" : verdict.detail} (not from the tera-cdc holding the signing key)`));
-            continue;
-          }
-        }
-        let decoded: Change[];
-        try {
-          decoded = decodeChanges(topic, payload, props, received.receivedAt);
-        } catch (error) {
-          stats.undecodable++;
-          report(asError(error));
-          continue;
-        }
-        // Over MQTT 3.1.1 a change has no position to check or dedupe by.
-        const refusal = decoded.length > 0 && decoded[0]!.lsn !== "" ? guard.check(decoded[0]!.lsnValue) : null;
-        if (refusal !== null) {
-          stats.refusedPositions++;
-          report(new Error(`message on ${topic} at lsn ${decoded[0]!.lsn} dropped: ${refusal}`));
-          continue;
-        }
-        for (const change of decoded) {
-          // A snapshot row restates a row as read at injection time: a replay may carry newer values
-          // and another time at the same position, which is no conflict.
-          const digest = change.snapshot !== null ? "snapshot" : contentDigest([change.model, change.op, change.objectJson, change.commitTime, change.table]);
-          const recurrence = change.lsn === "" ? "new" : recent.check(changeKey(change), digest);
-          if (recurrence === "repeat") stats.duplicates++;
-          else if (recurrence === "conflict") {
-            stats.conflicts++;
-            report(new Error(`ALERT: lsn ${change.lsn} seq ${change.seq} came again with different content (${change.model} ${change.op}): kept the first, dropped this one; a second publisher is writing on ${topic}`), change);
-          } else if (!ops.has(change.op)) stats.skipped++;
-          else fresh.push(change);
-        }
-      }
-      if (fresh.length > 0) {
-        const handled = await processChanges(fresh, stats);
-        if (!handled) {
-          closing = true;
-          return;
-        }
-        stats.delivered += fresh.length;
-      }
-      for (const received of taken) acknowledge(received);
-    }
-  };
+  // In place before the first CONNACK (see ReceiptQueue): a persistent session's queued messages follow it at once.
+  const receipts = new ReceiptQueue(client, { maxBatch, freshChanges: (received) => screen.freshChanges(received), process: (changes) => processChanges(changes, stats), stats, report });
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -415,7 +258,7 @@ async function open(options: SubscribeOptions, maxBatch: number, processChanges:
       client.once("error", reject);
     });
   } catch (error) {
-    closing = true;
+    void receipts.close();
     await client.endAsync(true).catch(() => {});
     throw new Error(`cannot connect to the MQTT broker ${redactUrl(options.mqttUrl)}: ${asError(error).message}`);
   }
@@ -440,23 +283,8 @@ async function open(options: SubscribeOptions, maxBatch: number, processChanges:
       await client.publishAsync(topic, payload, { qos: 1, ...(protocolVersion === 5 && userProperties ? { properties: { userProperties } } : {}) });
     },
     async close() {
-      closing = true;
-      await working;
+      await receipts.close();
       await client.endAsync(false);
     },
   };
-}
-
-function errorReporter(options: SubscribeOptions): (error: Error, change?: Change) => void {
-  return (
-    options.onError ??
-    ((error, change) => {
-      const where = change ? ` (${change.model} ${change.op} lsn ${change.lsn} seq ${change.seq})` : "";
-      process.stderr.write(`tera-cdc client: ${error.message.split("\n")[0]}${where}\n`);
-    })
-  );
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }
