@@ -2,13 +2,13 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import YAML from "yaml";
 import { ConfigError } from "./errors.js";
-import { readCredentials } from "./mqtt/connect.js";
+import { withLibpqSslModes } from "./source/database.js";
 import { splitHosts } from "./source/host-list.js";
 import { redactUrl } from "./ops/log.js";
 import { splitUrlList } from "./redact.js";
 import type { TableSettings } from "./model/plan.js";
 import { readSigningKey, SigningKeyError } from "./signing-key.js";
-import { parseTableRef, type TableRef } from "./source/setup.js";
+import { parseTableRef, type TableRef } from "./source/table-ref.js";
 
 /**
  * Settings come from flags, then environment variables, then a config file (`--config FILE`,
@@ -341,72 +341,6 @@ function parseTableSettings(table: string, raw: unknown, path: string): TableSet
   return out;
 }
 
-/**
- * node-postgres reads `sslmode=require` (and prefer, verify-ca) as verify-full and prints a
- * multi-line warning, so a URL that works with psql against a self-signed server fails here.
- * Asking for libpq's meaning keeps one URL valid for both; verify-full still verifies.
- */
-export function withLibpqSslModes(url: string): string {
-  if (!/[?&]sslmode=/.test(url) || /[?&]uselibpqcompat=/.test(url)) return url;
-  return `${url}${url.includes("?") ? "&" : "?"}uselibpqcompat=true`;
-}
-
 export function tableSettingsFor(all: Readonly<Record<string, TableSettings>>, ref: TableRef): TableSettings {
   return all[`${ref.schema}.${ref.table}`] ?? {};
-}
-
-/** The `signing-key-file` setting's key (the file was checked when the settings were read); undefined when not set. */
-export function signingKeyOf(values: { readonly "signing-key-file"?: string | undefined }): Buffer | undefined {
-  const path = values["signing-key-file"];
-  if (path === undefined) return undefined;
-  try {
-    return readSigningKey(path);
-  } catch (error) {
-    // Changed since it was checked a moment ago.
-    if (error instanceof SigningKeyError) throw new ConfigError(`setting signing-key-file: ${error.message}`);
-    throw error;
-  }
-}
-
-/** Broker credentials and TLS material, as every command that connects to the broker needs them. */
-export interface MqttCredentials {
-  readonly username?: string;
-  readonly password?: string;
-  readonly ca?: Buffer;
-  readonly cert?: Buffer;
-  readonly key?: Buffer;
-}
-
-/** The broker settings a command may take (each command takes some of them). */
-export interface MqttCredentialSettings {
-  readonly "mqtt-username"?: string | undefined;
-  readonly "mqtt-password"?: string | undefined;
-  readonly "mqtt-ca"?: string | undefined;
-  readonly "mqtt-cert"?: string | undefined;
-  readonly "mqtt-key"?: string | undefined;
-}
-
-/** Reads the `mqtt-username`, `mqtt-password`, `mqtt-ca`, `mqtt-cert` and `mqtt-key` settings (files already validated). */
-export function mqttCredentials(values: MqttCredentialSettings): MqttCredentials {
-  return readCredentials({
-    username: values["mqtt-username"],
-    password: values["mqtt-password"],
-    caFile: values["mqtt-ca"],
-    certFile: values["mqtt-cert"],
-    keyFile: values["mqtt-key"],
-  });
-}
-
-/**
- * The `redis-ca` setting's certificate (file already validated), refused unless the Redis URL is
- * rediss://: a CA given for a plain connection would be silently unused.
- */
-export function redisCa(values: { readonly "redis-url"?: string | undefined; readonly "redis-ca"?: string | undefined }): Buffer | undefined {
-  const file = values["redis-ca"];
-  if (file === undefined) return undefined;
-  const url = values["redis-url"];
-  if (url === undefined || new URL(url).protocol !== "rediss:") {
-    throw new ConfigError("setting redis-ca is for TLS connections to Redis: give a rediss:// --redis-url, or drop --redis-ca");
-  }
-  return readFileSync(file);
 }

@@ -4,6 +4,7 @@
  * an error message; only the file's path is.
  */
 import { readFileSync, statSync } from "node:fs";
+import { ConfigError } from "./errors.js";
 import { MIN_SIGNING_KEY_BYTES } from "./messages/signature.js";
 
 /** A key file that cannot be used; the message says why and what to do, never what the key is. */
@@ -31,4 +32,17 @@ export function readSigningKey(path: string): Buffer {
     throw new SigningKeyError(`signing key file ${path} holds ${key.length} bytes, fewer than ${MIN_SIGNING_KEY_BYTES}: create it with "openssl rand -hex 32 > ${path}"`);
   }
   return Buffer.from(key);
+}
+
+/** The `signing-key-file` setting's key (the file was checked when the settings were read); undefined when not set. */
+export function signingKeyOf(values: { readonly "signing-key-file"?: string | undefined }): Buffer | undefined {
+  const path = values["signing-key-file"];
+  if (path === undefined) return undefined;
+  try {
+    return readSigningKey(path);
+  } catch (error) {
+    // Changed since it was checked a moment ago.
+    if (error instanceof SigningKeyError) throw new ConfigError(`setting signing-key-file: ${error.message}`);
+    throw error;
+  }
 }

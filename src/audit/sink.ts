@@ -1,6 +1,6 @@
 import { brokerProtocol, type Change, subscribeBatches, type Subscription } from "../client/index.js";
 import { type Logger, type LogLevel, redactUrl } from "../ops/log.js";
-import type { TableRef } from "../source/setup.js";
+import type { TableRef } from "../source/table-ref.js";
 import { type AppendOutcome, AuditTrail, isRowProblem } from "./trail.js";
 
 /** The audit sink's configuration (`tera-cdc audit`'s settings, read in src/cli/audit.ts). */

@@ -6,7 +6,7 @@
  */
 import pg from "pg";
 import type { Change } from "../client/index.js";
-import { type TableRef, qualified } from "../source/setup.js";
+import { qualified, type TableRef } from "../source/table-ref.js";
 import { quoteIdent, quoteLiteral } from "../source/replication.js";
 import { parseLsn } from "../lsn.js";
 

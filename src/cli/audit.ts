@@ -1,8 +1,10 @@
 import { type AuditConfig, runAuditSink } from "../audit/sink.js";
-import { ConfigError, mqttCredentials, type SettingSpec, signingKeyOf } from "../config.js";
+import { ConfigError, type SettingSpec } from "../config.js";
 import { LOCAL_DATA_DIR_SETTING } from "../embedded/local.js";
+import { mqttCredentials } from "../mqtt/connect.js";
 import { createLogger } from "../ops/log.js";
-import { parseTableRef, type TableRef } from "../source/setup.js";
+import { signingKeyOf } from "../signing-key.js";
+import { parseTableRef, type TableRef } from "../source/table-ref.js";
 import { flagsOnlySettings, helpText, required } from "./help.js";
 import { runSetting } from "./run-settings.js";
 

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { ConfigError, type SettingSpec, signingKeyOf } from "../config.js";
+import { ConfigError, type SettingSpec } from "../config.js";
 import { LOCAL_DATA_DIR_SETTING } from "../embedded/local.js";
 import { createVerifier } from "../gateway/auth.js";
 import { GATEWAY_DEFAULTS } from "../gateway/defaults.js";
@@ -7,6 +7,7 @@ import { type AccessRules, readRulesFile, RulesError } from "../gateway/rules.js
 import { Gateway, type GatewayOptions } from "../gateway/server.js";
 import { buildWebAssets } from "../gateway/web.js";
 import { createLogger, type LogLevel, redactUrl } from "../ops/log.js";
+import { signingKeyOf } from "../signing-key.js";
 import { flagsOnlySettings, helpText, required } from "./help.js";
 import { runSetting } from "./run-settings.js";
 

@@ -1,4 +1,4 @@
-import { ConfigError, parseSettings, redisCa, signingKeyOf } from "../config.js";
+import { ConfigError, parseSettings } from "../config.js";
 import { createLogger } from "../ops/log.js";
 import { MqttLogForwarder } from "../ops/log-mqtt.js";
 import { readState, writeState } from "../embedded/state.js";
@@ -6,7 +6,9 @@ import { embeddedBanner, type EmbeddedBrokerChoice, type EmbeddedServices, start
 import { mergePreset, type PresetName, presetTables } from "../preset/index.js";
 import { CdcService } from "../service/service.js";
 import type { ServiceConfig } from "../service/config.js";
-import { parseTableRef } from "../source/setup.js";
+import { signingKeyOf } from "../signing-key.js";
+import { redisCa } from "../sinks/redis/connection.js";
+import { parseTableRef } from "../source/table-ref.js";
 import { helpText } from "./help.js";
 import { RUN_SETTINGS } from "./run-settings.js";
 import { resolve } from "node:path";

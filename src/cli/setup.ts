@@ -1,7 +1,7 @@
 import { withDatabase } from "../source/database.js";
 import { ConfigError, type SettingSpec } from "../config.js";
 import { applyFixes, type FixOptions, preparationScript, preparationSql } from "../source/preparation.js";
-import { parseTableRef, type TableRef } from "../source/setup.js";
+import { parseTableRef, type TableRef } from "../source/table-ref.js";
 import { flagsOnlyCommand, required } from "./help.js";
 import { settingsNamed } from "./run-settings.js";
 import { LOCAL_DATA_DIR_SETTING } from "../embedded/local.js";

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { MqttClient } from "mqtt";
-import { connectBroker, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
-import { ConfigError, mqttCredentials, parseSettings, type SettingSpec } from "../config.js";
+import { connectBroker, mqttCredentials, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
+import { ConfigError, parseSettings, type SettingSpec } from "../config.js";
 import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
 import { moduleRpcTopic, toMqttTopic, type Value } from "../messages/index.js";
 import { intValue, RpcCaller, stringValue } from "../rpc/client.js";

@@ -1,8 +1,8 @@
 import { CHANGE_OPS, type ChangeOp, OP_OF_DB_EVENT_TYPE } from "../model/events.js";
 import { createClient } from "redis";
-import { connectBroker, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
-import { ConfigError, type MqttCredentialSettings, mqttCredentials, redisCa, type SettingSpec } from "../config.js";
-import { redisClientOptions } from "../sinks/redis/connection.js";
+import { connectBroker, type MqttCredentialSettings, mqttCredentials, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
+import { ConfigError, type SettingSpec } from "../config.js";
+import { redisCa, redisClientOptions } from "../sinks/redis/connection.js";
 import { DATABASE_EVENTS_TOPIC_PREFIX, decodeTeraEvent, toMqttTopic, unpackAny } from "../messages/index.js";
 import { createLogger, type Logger, redactUrl } from "../ops/log.js";
 import { flagsOnlyCommand, required } from "./help.js";

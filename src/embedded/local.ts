@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
-import type { MqttCredentialSettings, SettingSpec } from "../config.js";
+import type { SettingSpec } from "../config.js";
+import type { MqttCredentialSettings } from "../mqtt/connect.js";
 import { EMBEDDED_DATABASE } from "./postgres.js";
 import { readSecrets } from "./secrets.js";
 import { isProcessAlive, readState } from "./state.js";

@@ -49,6 +49,26 @@ export function readCredentials(files: BrokerCredentialFiles): BrokerCredentials
   };
 }
 
+/** The broker settings a command may take (each command takes some of them). */
+export interface MqttCredentialSettings {
+  readonly "mqtt-username"?: string | undefined;
+  readonly "mqtt-password"?: string | undefined;
+  readonly "mqtt-ca"?: string | undefined;
+  readonly "mqtt-cert"?: string | undefined;
+  readonly "mqtt-key"?: string | undefined;
+}
+
+/** Reads the `mqtt-username`, `mqtt-password`, `mqtt-ca`, `mqtt-cert` and `mqtt-key` settings (files already validated). */
+export function mqttCredentials(values: MqttCredentialSettings): BrokerCredentials {
+  return readCredentials({
+    username: values["mqtt-username"],
+    password: values["mqtt-password"],
+    caFile: values["mqtt-ca"],
+    certFile: values["mqtt-cert"],
+    keyFile: values["mqtt-key"],
+  });
+}
+
 /** Reconnect policy of long-lived connections: the first retry after 500 ms, doubling up to 30 s. */
 export const RECONNECT_FIRST_DELAY_MS = 500;
 export const RECONNECT_MAX_DELAY_MS = 30_000;

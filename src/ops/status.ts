@@ -2,7 +2,7 @@
  * The state of a stream as `tera-cdc status` reports it: the replication slot (active, confirmed
  * LSN, WAL retained), the publication's tables and a running tera-cdc's live figures.
  */
-import { publicationTables } from "../source/setup.js";
+import { publicationTables } from "../source/published-tables.js";
 import type { Query } from "../source/database.js";
 
 /** 1536 -> "1.5 KiB" (powers of 1024, as PostgreSQL's pg_size_pretty). Pure. */

@@ -3,15 +3,9 @@
  * line that fixes it (what `tera-cdc check` prints); the checks `run` itself makes are reused.
  */
 import { quoteIdent, quoteLiteral } from "../source/replication.js";
-import {
-  checkReplicationRole,
-  checkWalLevel,
-  describeTable,
-  PrerequisiteError,
-  publicationTables,
-  qualified,
-  type TableRef,
-} from "../source/setup.js";
+import { checkReplicationRole, checkWalLevel, PrerequisiteError } from "../source/prerequisites.js";
+import { describeTable, publicationTables } from "../source/published-tables.js";
+import { qualified, type TableRef } from "../source/table-ref.js";
 import { snapshotStatePrivileges } from "../snapshot/store.js";
 import type { Query } from "../source/database.js";
 

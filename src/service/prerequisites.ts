@@ -6,7 +6,8 @@ import { CatalogReader } from "../source/catalog.js";
 import type { SourceConfig } from "../source/config.js";
 import type { Query } from "../source/database.js";
 import type { OriginGuard } from "../source/origin.js";
-import { checkDecodingHost, prepareDatabase } from "../source/setup.js";
+import { checkDecodingHost } from "../source/prerequisites.js";
+import { prepareDatabase } from "../source/setup.js";
 
 export interface PreparedSource {
   /** Connected to a hot standby (PostgreSQL 16+): live changes only, no snapshots or RPC. */

@@ -1,6 +1,6 @@
 import { hasSqlState, SQLSTATE } from "../errors.js";
 import type { Query } from "../source/database.js";
-import { slotHolder } from "../source/setup.js";
+import { slotHolder } from "../source/slots.js";
 
 /**
  * Another instance streams from the slot: waits, polling every `pollMs`, until it lets go (or

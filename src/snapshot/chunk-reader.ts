@@ -4,7 +4,7 @@ import type { TupleValues } from "../decode/pgoutput.js";
 import type { TypeCatalog } from "../decode/types.js";
 import { planRelation, type RelationPlan, type TableSettings } from "../model/plan.js";
 import type { Query } from "../source/database.js";
-import { describeTable } from "../source/setup.js";
+import { describeTable } from "../source/published-tables.js";
 import type { WatermarkObserver } from "./observer.js";
 import { checkFilter, type SnapshotFilter } from "./filter.js";
 import { chunkQuery, type MarkerKind, parseXidSnapshot, quoteIdent, type SnapshotReport, WATERMARK_PREFIX, watermarkContent } from "./protocol.js";

@@ -5,7 +5,8 @@ import { planRelation, type RelationPlan, type TableSettings } from "../model/pl
 import { failureTag, type PublicFailure, publicFailure } from "../ops/failure.js";
 import type { Logger } from "../ops/log.js";
 import { REPLICATION_SESSION_OPTIONS } from "../source/replication.js";
-import { describeTable, type TableRef } from "../source/setup.js";
+import { describeTable } from "../source/published-tables.js";
+import type { TableRef } from "../source/table-ref.js";
 import type { WatermarkObserver } from "./observer.js";
 import { ChunkReader } from "./chunk-reader.js";
 import { FilterError, filterSql, parseFilterJson, type SnapshotFilter } from "./filter.js";

@@ -1,4 +1,4 @@
-import type { TableRef } from "./setup.js";
+import type { TableRef } from "./table-ref.js";
 
 /** The source's part of run's configuration: which database, slot, publication and tables, and how the connection is paced. */
 export interface SourceConfig {

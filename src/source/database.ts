@@ -14,3 +14,13 @@ export async function withDatabase<T>(databaseUrl: string, applicationName: stri
     await client.end().catch(() => {});
   }
 }
+
+/**
+ * node-postgres reads `sslmode=require` (and prefer, verify-ca) as verify-full and prints a
+ * multi-line warning, so a URL that works with psql against a self-signed server fails here.
+ * Asking for libpq's meaning keeps one URL valid for both; verify-full still verifies.
+ */
+export function withLibpqSslModes(url: string): string {
+  if (!/[?&]sslmode=/.test(url) || /[?&]uselibpqcompat=/.test(url)) return url;
+  return `${url}${url.includes("?") ? "&" : "?"}uselibpqcompat=true`;
+}

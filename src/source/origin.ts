@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import pg from "pg";
 import { formatLsn, type Lsn, parseLsn } from "../lsn.js";
 import { REPLICATION_SESSION_OPTIONS } from "./replication.js";
-import { PrerequisiteError } from "./setup.js";
+import { PrerequisiteError } from "./prerequisites.js";
 
 /**
  * Where tera-cdc streamed from, kept in `<data-dir>/slot-<slot>.json` so that a restart can tell

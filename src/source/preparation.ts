@@ -5,7 +5,8 @@
 import { ConfigError } from "../errors.js";
 import type { Query } from "./database.js";
 import { quoteIdent, quoteLiteral } from "./replication.js";
-import { publicationTables, qualified, type TableRef } from "./setup.js";
+import { publicationTables } from "./published-tables.js";
+import { qualified, type TableRef } from "./table-ref.js";
 
 const ALL_OPERATIONS = "insert, update, delete, truncate";
 

@@ -1,4 +1,6 @@
+import { readFileSync } from "node:fs";
 import type { RedisClientOptions } from "redis";
+import { ConfigError } from "../../errors.js";
 
 /** How tera-cdc reaches Redis, whether it publishes (the sink) or subscribes (`tail`). */
 export interface RedisConnectionOptions {
@@ -25,4 +27,18 @@ export function redisClientOptions(options: RedisConnectionOptions): RedisClient
       reconnectStrategy: options.reconnectDelayMs,
     },
   };
+}
+
+/**
+ * The `redis-ca` setting's certificate (file already validated), refused unless the Redis URL is
+ * rediss://: a CA given for a plain connection would be silently unused.
+ */
+export function redisCa(values: { readonly "redis-url"?: string | undefined; readonly "redis-ca"?: string | undefined }): Buffer | undefined {
+  const file = values["redis-ca"];
+  if (file === undefined) return undefined;
+  const url = values["redis-url"];
+  if (url === undefined || new URL(url).protocol !== "rediss:") {
+    throw new ConfigError("setting redis-ca is for TLS connections to Redis: give a rediss:// --redis-url, or drop --redis-ca");
+  }
+  return readFileSync(file);
 }
