@@ -59,8 +59,13 @@ export class MqttSink extends EventEmitter implements SinkConnection {
   private refilling = false;
   /** The broker of the list the next first connection attempt goes to. */
   private nextBroker = 0;
-  /** When the broker last acknowledged or took bytes, or the wait for it began (see ACK_TIMEOUT_MS). */
+  /**
+   * When the watch (every second) last saw the broker acknowledge or take bytes, or nothing waiting
+   * for it (see ACK_TIMEOUT_MS). The hot path only counts acknowledgements; the watch reads the clock.
+   */
   private lastAckAt = Date.now();
+  private acknowledgements = 0;
+  private acknowledgementsSeen = 0;
   /** Bytes the socket had handed to the kernel at the last check. */
   private dispatched = 0;
   private ackWatch: NodeJS.Timeout | undefined;
@@ -205,6 +210,8 @@ export class MqttSink extends EventEmitter implements SinkConnection {
     // Our own backlog still leaving the socket (a large message) counts as progress.
     if (dispatched !== this.dispatched && (socket?.writableLength ?? 0) > 0) this.lastAckAt = Date.now();
     this.dispatched = dispatched;
+    if (this.acknowledgements !== this.acknowledgementsSeen || this.inFlight === 0) this.lastAckAt = Date.now();
+    this.acknowledgementsSeen = this.acknowledgements;
     if (this.closing || !client.connected || this.inFlight === 0) return;
     const silentMs = Date.now() - this.lastAckAt;
     if (silentMs < ACK_TIMEOUT_MS) return;
@@ -248,11 +255,10 @@ export class MqttSink extends EventEmitter implements SinkConnection {
       done();
       return;
     }
-    if (this.inFlight === 0) this.lastAckAt = Date.now();
     if (++this.inFlight >= this.window) this.refilling = true;
     const acknowledged = (error?: Error | null) => {
       this.inFlight--;
-      this.lastAckAt = Date.now();
+      this.acknowledgements++;
       done(error ?? undefined);
       if (this.inFlight === this.window >> 1 || this.inFlight === 0) this.emit("room");
     };
@@ -261,7 +267,6 @@ export class MqttSink extends EventEmitter implements SinkConnection {
     else client.publish(message.topic, payload, { qos, properties }, acknowledged);
   }
 
-  /** Waits until every published message is acknowledged, at most `timeoutMs`. */
   /**
    * Waits until the broker acknowledged everything in flight, at most `timeoutMs`; with
    * `onlyWhileConnected`, not while the broker is away (no acknowledgement comes then: a SIGTERM
