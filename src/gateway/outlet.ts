@@ -160,7 +160,7 @@ export class Outlet {
       this.disconnectSlow("its backlog passed 16 times --max-client-buffer");
       return;
     }
-    if (this.writeNow(frames)) this.hold([]);
+    if (this.writeNow(frames)) this.startHolding();
   }
 
   /** One write to the socket; true when it must drain before the next. */
@@ -170,20 +170,23 @@ export class Outlet {
     return needsDrain;
   }
 
-  /** Holds frames until the socket drains (starting to wait for it with the first). */
+  /** From now until the socket drains, frames are held instead of written. */
+  private startHolding(): void {
+    this.held = [];
+    this.heldFrom = 0;
+    this.heldBytes = 0;
+    onceDrained(this.socket, () => this.writeHeld());
+  }
+
+  /** Holds frames behind those already held (while the socket drains). */
   private hold(frames: readonly Frame[]): void {
-    if (this.held === null) {
-      this.held = [];
-      this.heldFrom = 0;
-      this.heldBytes = 0;
-      onceDrained(this.socket, () => this.writeHeld());
-    }
+    if (this.held === null) return;
     for (const f of frames) {
       this.held.push(f);
       this.heldBytes += f.bytes.length;
     }
     // Last: the budget may disconnect this very client.
-    if (frames.length > 0) this.policy.held.add(this, frames.length);
+    this.policy.held.add(this, frames.length);
   }
 
   /** After a drain: writes the held frames a slice at a time, until done or the socket wants to drain again. */
