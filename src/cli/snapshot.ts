@@ -3,7 +3,7 @@ import type { MqttClient } from "mqtt";
 import { connectBroker, mqttCredentials, RECONNECT_STEADY_MS } from "../mqtt/connect.js";
 import { ConfigError, parseSettings, type SettingSpec } from "../config.js";
 import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
-import { moduleRpcTopic, toMqttTopic, type Value } from "../messages/index.js";
+import { moduleRpcTopic, toMqttTopic } from "../messages/index.js";
 import { intValue, RpcCaller, stringValue } from "../rpc/client.js";
 import { FilterError, parseFriendlyFilter } from "../snapshot/filter.js";
 import { formatSeconds, parseSnapshotReport, progressLine, progressTopic, type SnapshotReport } from "../snapshot/protocol.js";
@@ -82,7 +82,6 @@ async function follow(
     unanswered: (method) => `no reply to ${method} on ${o.rpcTopic} within ${REPLY_TIMEOUT_MS / 1000} s: is tera-cdc running with --module-name ${o.moduleName} and RPC on, and may this client publish there?`,
     publish: (topic, bytes) => client.publish(topic, Buffer.from(bytes), { qos: 1 }),
   });
-  const call = (method: string, args: Value[]) => rpc.call(method, args);
   const reports = new Map<number, SnapshotReport>();
   let onReport: (report: SnapshotReport) => void = () => {};
   client.on("message", (topic, payload) => {
@@ -101,7 +100,7 @@ async function follow(
   });
   await client.subscribeAsync([o.replyTopic, progressTopic(o.moduleName, "+")], { qos: 1 });
 
-  const started = await call("snapshot", o.filter ? [stringValue(o.model), stringValue(o.filter)] : [stringValue(o.model)]);
+  const started = await rpc.call("snapshot", o.filter ? [stringValue(o.model), stringValue(o.filter)] : [stringValue(o.model)]);
   if (started.error !== undefined) {
     process.stderr.write(`tera-cdc snapshot: ${started.error}\n`);
     return 1;
@@ -137,7 +136,7 @@ async function follow(
     };
     // Progress reports are QoS 1 but not retained: ask now and then in case one went missing.
     const poll = setInterval(() => {
-      call("snapshot_status", [intValue(id)]).then((reply) => {
+      rpc.call("snapshot_status", [intValue(id)]).then((reply) => {
         const report = reply.error === undefined ? parseSnapshotReport(reply.return_value) : null;
         if (report) onReport(report);
       }, () => {});
@@ -145,7 +144,7 @@ async function follow(
     const deadline = setTimeout(() => finish(new Error(`the snapshot did not end within ${o.timeoutMs / 1000} s (it goes on in tera-cdc; snapshot_status ${id} follows it)`)), o.timeoutMs);
     const onSigint = () => {
       process.stderr.write(`\ncancelling snapshot ${id}\n`);
-      void call("snapshot_cancel", [intValue(id)]).catch(() => {});
+      void rpc.call("snapshot_cancel", [intValue(id)]).catch(() => {});
     };
     process.on("SIGINT", onSigint);
     const early = reports.get(id);
