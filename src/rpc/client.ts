@@ -19,7 +19,7 @@ export interface RpcReply {
 }
 
 /** A reply read from the broker, where anyone allowed to publish on the topic could have put anything: null when it is not one. */
-export function parseRpcReply(value: unknown): RpcReply | null {
+function parseRpcReply(value: unknown): RpcReply | null {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return null;
   const r: Partial<Record<keyof RpcReply, unknown>> = value;
   if (typeof r.id !== "number" || (r.error !== undefined && typeof r.error !== "string")) return null;
