@@ -5,9 +5,10 @@ import type { TypeCatalog } from "../decode/types.js";
 import { planRelation, type RelationPlan, type TableSettings } from "../model/plan.js";
 import type { Query } from "../source/database.js";
 import { describeTable } from "../source/published-tables.js";
+import { qualified } from "../source/table-ref.js";
 import type { WatermarkObserver } from "./observer.js";
 import { checkFilter, type SnapshotFilter } from "./filter.js";
-import { chunkQuery, type MarkerKind, parseXidSnapshot, quoteIdent, type SnapshotReport, WATERMARK_PREFIX, watermarkContent } from "./protocol.js";
+import { chunkQuery, type MarkerKind, parseXidSnapshot, type SnapshotReport, WATERMARK_PREFIX, watermarkContent } from "./protocol.js";
 import { recordChunk, reportOf, type SnapshotRow } from "./store.js";
 
 /** What the chunk reader needs of the snapshot manager: the database, the stream's observer, the settings. */
@@ -164,7 +165,7 @@ export class ChunkReader {
 
   private async readChunk(row: SnapshotRow, cursor: ChunkCursor, filter: SnapshotFilter | null, plan: RelationPlan, key: ChunkTable["keyTypes"]): Promise<{ rows: TupleValues[]; xids: ReturnType<typeof parseXidSnapshot> }> {
     const sql = chunkQuery({
-      table: `${quoteIdent(row.schema)}.${quoteIdent(row.table)}`,
+      table: qualified(row),
       columns: plan.relation.columns.map((c) => c.name),
       key,
       filter,

@@ -6,11 +6,11 @@ import { failureTag, type PublicFailure, publicFailure } from "../ops/failure.js
 import type { Logger } from "../ops/log.js";
 import { REPLICATION_SESSION_OPTIONS } from "../source/replication.js";
 import { describeTable } from "../source/published-tables.js";
-import type { TableRef } from "../source/table-ref.js";
+import { qualified, type TableRef } from "../source/table-ref.js";
 import type { WatermarkObserver } from "./observer.js";
 import { ChunkReader } from "./chunk-reader.js";
 import { FilterError, filterSql, parseFilterJson, type SnapshotFilter } from "./filter.js";
-import { quoteIdent, type SnapshotReport } from "./protocol.js";
+import type { SnapshotReport } from "./protocol.js";
 import { ensureSnapshotTable, finishSnapshot, insertSnapshot, loadSnapshot, reportOf, runningSnapshots, type SnapshotRow } from "./store.js";
 
 export interface SnapshotManagerOptions {
@@ -134,7 +134,7 @@ export class SnapshotManager {
     let estimatedRows: number;
     const compiled = filter ? filterSql(filter, 1) : null;
     try {
-      const explained = await this.query(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${quoteIdent(ref.schema)}.${quoteIdent(ref.table)}${compiled ? ` WHERE ${compiled.sql}` : ""}`, compiled?.values);
+      const explained = await this.query(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${qualified(ref)}${compiled ? ` WHERE ${compiled.sql}` : ""}`, compiled?.values);
       estimatedRows = Number(explained.rows[0]["QUERY PLAN"][0].Plan["Plan Rows"]);
     } catch (error) {
       const problem = filterProblem(error);

@@ -64,8 +64,6 @@ export function progressTopic(moduleName: string, id: number | "+"): string {
   return `module/${moduleName}/snapshots/${id}`;
 }
 
-export { quoteIdent };
-
 export interface ChunkQueryInput {
   /** `"schema"."table"`, quoted. */
   readonly table: string;
