@@ -1,5 +1,5 @@
 /**
- * Overlapped chunks (src/snapshot/manager.ts) against a real PostgreSQL, with the stream side
+ * Overlapped chunks (src/snapshot/chunk-reader.ts, run by manager.ts) against a real PostgreSQL, with the stream side
  * played by hand: each chunk window's delivery resolves when the test says so, in any order. The
  * next chunk is read while the previous one waits for its acknowledgement, never a third one; a
  * chunk is recorded in tera_cdc.snapshots only once it and every chunk before it are delivered,
