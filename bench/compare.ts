@@ -87,8 +87,9 @@ async function main(): Promise<void> {
       const order: ["before" | "after", string][] = round % 2 === 0 ? [["before", before], ["after", HERE]] : [["after", HERE], ["before", before]];
       for (const [side, dir] of order) {
         process.stderr.write(`compare: round ${round + 1}/${rounds}, ${side}\n`);
-        const run = sameHarness ? benchOnce(HERE, side === "before" ? join(before, "bin", "tera-cdc.js") : null, benchArgs, join(reports, `${side}-${round}.json`)) : benchOnce(dir, null, benchArgs, join(reports, `${side}-${round}.json`));
-        for (const f of await run) {
+        // --same-harness: this checkout's bench on both sides, the "before" side pointed at REF's command.
+        const bin = sameHarness && side === "before" ? join(before, "bin", "tera-cdc.js") : null;
+        for (const f of await benchOnce(sameHarness ? HERE : dir, bin, benchArgs, join(reports, `${side}-${round}.json`))) {
           const entry = samples.get(f.id) ?? { figure: f, before: [], after: [] };
           entry[side].push(...f.samples);
           samples.set(f.id, entry);
