@@ -4,7 +4,7 @@ import { connectBroker, mqttCredentials, RECONNECT_STEADY_MS } from "../mqtt/con
 import { ConfigError, parseSettings, type SettingSpec } from "../config.js";
 import { LOCAL_DATA_DIR_SETTING, withLocalServices } from "../embedded/local.js";
 import { moduleRpcTopic, toMqttTopic } from "../messages/index.js";
-import { intValue, RpcCaller, stringValue } from "../rpc/client.js";
+import { intValue, RpcClient, stringValue } from "../rpc/client.js";
 import { FilterError, parseFriendlyFilter } from "../snapshot/filter.js";
 import { formatSeconds, parseSnapshotReport, progressLine, progressTopic, type SnapshotReport } from "../snapshot/protocol.js";
 import { helpText, required } from "./help.js";
@@ -75,7 +75,7 @@ async function follow(
   client: MqttClient,
   o: { model: string; filter: string | null; json: boolean; moduleName: string; replyTopic: string; rpcTopic: string; timeoutMs: number },
 ): Promise<number> {
-  const rpc = new RpcCaller({
+  const rpc = new RpcClient({
     rpcTopic: o.rpcTopic,
     replyTopic: o.replyTopic,
     timeoutMs: REPLY_TIMEOUT_MS,

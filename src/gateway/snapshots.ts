@@ -1,6 +1,6 @@
 import { moduleRpcTopic, toMqttTopic } from "../messages/index.js";
 import type { Logger } from "../ops/log.js";
-import { RpcCaller, type RpcReply, stringValue } from "../rpc/client.js";
+import { RpcClient, type RpcReply, stringValue } from "../rpc/client.js";
 
 /** How long the gateway waits for tera-cdc to answer a snapshot request (--snapshot-on-start). */
 const SNAPSHOT_REPLY_TIMEOUT_MS = 60_000;
@@ -21,7 +21,7 @@ export interface RpcBroker {
  */
 export class SnapshotTracker {
   /** Matches replies to the gateway's snapshot requests. */
-  private rpc: RpcCaller | null = null;
+  private rpc: RpcClient | null = null;
   /** The snapshots the gateway's requests started: snapshot id -> model. */
   private readonly own = new Map<string, string>();
   /** Ids of snapshots whose end marker came (the reply, on another topic, may come after it); the last ENDED_KEPT. */
@@ -41,7 +41,7 @@ export class SnapshotTracker {
     const moduleName = this.moduleName;
     if (moduleName === undefined) return;
     const rpcTopic = toMqttTopic(moduleRpcTopic(moduleName));
-    const rpc = new RpcCaller({
+    const rpc = new RpcClient({
       rpcTopic,
       replyTopic: broker.replyTopic,
       timeoutMs: SNAPSHOT_REPLY_TIMEOUT_MS,
@@ -93,7 +93,7 @@ export class SnapshotTracker {
     return "these are the rows changed since the gateway started: for every current row run tera-cdc with --rpc and the gateway with --snapshot-on-start";
   }
 
-  /** The reply to a snapshot request (parsed by RpcCaller: whoever may publish on the reply topic could have put anything there). */
+  /** The reply to a snapshot request (parsed by RpcClient: whoever may publish on the reply topic could have put anything there). */
   private started(model: string, reply: RpcReply): void {
     if (reply.error !== undefined) {
       this.logger.warn(`snapshot request refused: ${reply.error.slice(0, 200)}; current rows hold only what changed since the gateway started`);

@@ -31,7 +31,7 @@ function parseRpcReply(value: unknown): RpcReply | null {
  * topic naming a reply topic, the JSON reply matched to its call by id. The caller subscribes to
  * the reply topic and hands what arrives there to `received`; `publish` sends the request.
  */
-export class RpcCaller {
+export class RpcClient {
   private readonly pending = new Map<number, (reply: RpcReply) => void>();
   private nextId = Number.parseInt(randomBytes(3).toString("hex"), 16);
 
