@@ -56,7 +56,10 @@ describe("a broker cluster given as a list of brokers", () => {
       mqttUrl: [a!.mqttUrl, b!.mqttUrl, c!.mqttUrl].join(","),
       args: ["--tables", workload.tableList, "--slot", "nc_slot", "--publication", "nc_pub", "--max-in-flight", "200"],
     });
-    const writer = startWriter(db, workload, { rowsPerTransaction: 20, pauseMs: 5 });
+    // About 1,300 rows/s at most: a NATS cluster that has lost a node can take PUBLISHes at only a few
+    // hundred a second while it re-elects, and a faster writer (27,620 rows before the kill in one
+    // quiet CI run, tera-cdc 132 s behind and still streaming) outlasts the wait for delivery below.
+    const writer = startWriter(db, workload, { rowsPerTransaction: 20, pauseMs: 15 });
     try {
       expect(cdc.logs()).toMatch(/broker does not speak MQTT 5; using MQTT 3.1.1/);
       await waitFor("the stream to be under way through node A", () => consumer.events.length >= 1500 || undefined, 60_000, 20);
